@@ -1,0 +1,60 @@
+"""Every limit and location in one place, read from environment variables with defaults.
+
+| variable | default | meaning |
+|---|---|---|
+| PLAYGROUND_HOME | ``.playground`` in the working dir | root for runs and data |
+| PLAYGROUND_DATA_DIR | ``$PLAYGROUND_HOME/data`` | torchvision data sets (MNIST, CIFAR-10...) |
+| PLAYGROUND_RUN_DIR | ``$PLAYGROUND_HOME/runs`` | SQLite run store and saved designs |
+| PLAYGROUND_MAX_PARAMS | 50,000,000 | largest model a training run may use |
+| PLAYGROUND_MAX_STEPS | 20,000 | most optimiser steps per run |
+| PLAYGROUND_MAX_WALL_S | 900 | a run is stopped after this many seconds |
+| PLAYGROUND_MAX_QUEUED | 4 | queued or running runs per user |
+| PLAYGROUND_WORKERS | 1 | worker processes on CPU (one per GPU on CUDA) |
+| PLAYGROUND_DEVICE | auto | ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda``, ``cuda:1``... |
+| PLAYGROUND_MAX_UPLOAD_BYTES | 262,144 | largest spec file accepted by upload or CLI |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw.replace("_", "").replace(",", "")) if raw else default
+    except ValueError:
+        return default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    data_dir: Path
+    run_dir: Path
+    max_params: int
+    max_steps: int
+    max_wall_s: int
+    max_queued: int
+    workers: int
+    device: str
+    max_upload_bytes: int
+
+
+def get_settings() -> Settings:
+    """Read the settings now (tests change the environment between calls)."""
+    home = Path(os.environ.get("PLAYGROUND_HOME", ".playground")).expanduser()
+    return Settings(
+        home=home,
+        data_dir=Path(os.environ.get("PLAYGROUND_DATA_DIR", home / "data")).expanduser(),
+        run_dir=Path(os.environ.get("PLAYGROUND_RUN_DIR", home / "runs")).expanduser(),
+        max_params=_int("PLAYGROUND_MAX_PARAMS", 50_000_000),
+        max_steps=_int("PLAYGROUND_MAX_STEPS", 20_000),
+        max_wall_s=_int("PLAYGROUND_MAX_WALL_S", 900),
+        max_queued=_int("PLAYGROUND_MAX_QUEUED", 4),
+        workers=max(1, _int("PLAYGROUND_WORKERS", 1)),
+        device=os.environ.get("PLAYGROUND_DEVICE", "auto"),
+        max_upload_bytes=_int("PLAYGROUND_MAX_UPLOAD_BYTES", 262_144),
+    )
