@@ -15,6 +15,7 @@ import json
 import zlib
 from typing import Any
 
+from playground.build import check
 from playground.errors import ConfigError, SpecError
 from playground.spec import NetworkSpec, spec_from_dict
 
@@ -59,6 +60,8 @@ def decode_spec(text: str) -> NetworkSpec:
     """The spec in a share link; ``ConfigError`` for a damaged link or an invalid design."""
     data = decode_state(text)
     try:
-        return spec_from_dict(data)
+        spec = spec_from_dict(data)
+        check(spec)
+        return spec
     except SpecError as err:
         raise ConfigError(f"this share link holds an invalid design: {err}") from None

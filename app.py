@@ -1,0 +1,32 @@
+"""Architecture Playground: `streamlit run app.py`.
+
+The router: shared page config, the sidebar identity field, and st.navigation over the thin
+page scripts in pages/. All maths lives in playground/; shared widgets and charts in ui/.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui.state import init_state, sidebar_identity
+
+st.set_page_config(
+    page_title="Architecture Playground",
+    page_icon=":material/hub:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+
+init_state()
+
+PAGES = [
+    st.Page("pages/build.py", title="Build", icon=":material/construction:", default=True,
+            url_path="build"),
+    st.Page("pages/train.py", title="Train", icon=":material/monitoring:", url_path="train"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+]
+
+page = st.navigation(PAGES)
+sidebar_identity()
+page.run()

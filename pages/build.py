@@ -1,0 +1,209 @@
+"""Build: pick a preset or start from scratch, edit stages, see the analysis redraw at once."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from playground.analysis import OPTIMIZER_STATE_SLOTS, explain_row, training_memory
+from playground.build import validate
+from playground.errors import ConfigError, PlaygroundError, SpecError
+from playground.export import EXPORTERS
+from playground.settings import get_settings
+from playground.share import encode_spec
+from playground.spec import spec_from_text
+from playground.targets import (
+    Target,
+    analyse_spec,
+    analyse_target,
+    final_feature_map,
+    layer_labels,
+)
+from ui import editor
+from ui.charts import feature_map_chart, per_layer_bars, receptive_field_chart
+from ui.format import fmt_bytes, fmt_int, fmt_shape, fmt_si
+from ui.sources import source_picker
+from ui.state import set_spec, show_flash
+from ui.tables import layer_table
+
+st.title("Build a network")
+st.caption(
+    "Start from a preset or edit the stages: the numbers, table and charts redraw at once. "
+    "MACs follow fvcore's convention (one multiply-add = one FLOP); FLOPs = 2 x MACs."
+)
+show_flash()
+source_picker()
+
+zoo = st.session_state.zoo
+spec = st.session_state.spec
+problems = [] if zoo else validate(spec)
+
+# -- analysis ----------------------------------------------------------------------------------
+analysis = None
+stale = False
+try:
+    if zoo:
+        analysis = analyse_target(Target(zoo["name"], tuple(zoo["input"]),
+                                         zoo["num_classes"], zoo=zoo["name"]))
+    elif not problems:
+        analysis = analyse_spec(spec)
+        st.session_state.last_good = spec
+except SpecError:
+    pass
+except PlaygroundError as err:
+    st.error(str(err))
+if analysis is None and not zoo and st.session_state.last_good is not None:
+    analysis = analyse_spec(st.session_state.last_good)
+    stale = True
+    st.warning(
+        f"This design cannot be built ({len(problems)} problem"
+        f"{'s' if len(problems) != 1 else ''}, shown beside the stage at fault). "
+        "The numbers below are for the last valid design.",
+        icon=":material/history:",
+    )
+if analysis is not None:
+    with st.container(border=stale):
+        c1, c2, c3, c4 = st.columns(4)
+        c1.metric("Parameters", fmt_int(analysis.num_params),
+                  help="Learnable weights and biases.")
+        c2.metric("MACs", fmt_si(analysis.macs),
+                  help="Multiply-accumulates for one image, as fvcore counts them: one "
+                  "multiply-add = one FLOP (conv, linear, batch norm at 2 per element, "
+                  "adaptive avg-pool); max-pool, ReLU and additions count 0.")
+        c3.metric("FLOPs", fmt_si(analysis.flops),
+                  help="FLOPs = 2 x MACs: a multiply and an add counted separately, as "
+                  "torch.utils.flop_counter does.")
+        c4.metric("Depth", fmt_int(analysis.depth),
+                  help="Weight layers (convolutions and linear layers).")
+        c5, c6, c7, c8 = st.columns(4)
+        c5.metric("Final feature map", fmt_shape(final_feature_map(analysis)),
+                  help="Output of the last spatial layer before the head (C x H x W).")
+        rf = analysis.receptive_field
+        c6.metric("Receptive field", f"{max(rf)} px" if rf else "n/a",
+                  help="Input pixels one unit of the last spatial layer can see.")
+        with c8.popover("Memory settings", icon=":material/tune:"):
+            batch = st.number_input("Batch size", 1, 4096, 32, key="mem_batch")
+            opt = st.selectbox("Optimiser", list(OPTIMIZER_STATE_SLOTS), index=5,
+                               key="mem_opt", help="Adam keeps two values per parameter, "
+                               "momentum SGD one, plain SGD none.")
+        mem = training_memory(analysis, int(batch), opt)
+        c7.metric(f"Training memory (batch {batch})", fmt_bytes(mem["total"]),
+                  help=f"Estimate: weights {fmt_bytes(mem['weights'])} + gradients "
+                  f"{fmt_bytes(mem['gradients'])} + optimiser state "
+                  f"{fmt_bytes(mem['optimizer_state'])} + saved activations "
+                  f"{fmt_bytes(mem['activations'])}, float32.")
+
+
+left, right = st.columns([5, 7], gap="large")
+
+# -- editor ------------------------------------------------------------------------------------
+with left:
+    if zoo:
+        st.subheader(zoo["name"])
+        st.info(
+            "torchvision models are analysed as torchvision builds them (random weights). "
+            "Stage editing is for playground designs: open a preset to edit one."
+        )
+        editor.zoo_editor()
+    else:
+        st.subheader("Design")
+        general = [p for p in problems if p.stage is None]
+        for p in general:
+            st.error(f"**{p.where}**: {p.message}" + (f". *Fix:* {p.hint}" if p.hint else ""))
+        with st.expander("Input and classes", expanded=True):
+            editor.input_editor()
+        box = st.expander("Defaults every stage inherits", key="exp_defaults", on_change="rerun")
+        with box:
+            if box.open:
+                editor.defaults_editor()
+        editor.stem_editor()
+        labels = {} if problems else layer_labels(spec)
+        for i, stage in enumerate(spec.stages):
+            outs = [e.out_shape for e in labels.values() if e.stage == i]
+            summary = f"out {fmt_shape(outs[-1])}" if outs else ""
+            editor.stage_editor(i, stage, [p for p in problems if p.stage == i], summary)
+        editor.add_stage_button()
+        box = st.expander("Head (classifier)", key="exp_head", on_change="rerun")
+        with box:
+            if box.open:
+                editor.head_editor()
+
+# -- layers, charts, export -----------------------------------------------------------------
+def layers_tab(analysis) -> None:
+    labels = layer_labels(st.session_state.last_good) if not zoo else {}
+    row = layer_table(analysis, labels)
+    if row is not None:
+        st.markdown(f"**{row.name}** ({row.type})")
+        st.code(explain_row(row), language=None)
+    else:
+        st.caption("Select a row to see the formula behind its numbers.")
+
+
+def charts_tab(analysis) -> None:
+    rows = analysis.rows
+    st.plotly_chart(feature_map_chart(rows), width="stretch")
+    st.caption("Each stride or pool shrinks the map; the channels grow to compensate.")
+    log = st.toggle("Log scale", value=True, key="bars_log")
+    st.plotly_chart(per_layer_bars(rows, "num_params", "Where the parameters live",
+                                   "parameters", log), width="stretch")
+    st.caption("Parameters per layer. In VGG most sit in the first classifier layer.")
+    st.plotly_chart(per_layer_bars(rows, "macs", "Where the compute goes", "MACs (fvcore)", log),
+                    width="stretch")
+    st.caption("Multiply-accumulates per layer for one image: early, large feature maps cost "
+               "the most.")
+    side = max(analysis.input_shape[1:]) if len(analysis.input_shape) == 3 else 1
+    st.plotly_chart(receptive_field_chart(rows, side), width="stretch")
+    st.caption("How many input pixels one unit sees: it grows with each kernel, faster after "
+               "each stride.")
+
+
+def export_tab() -> None:
+    if zoo:
+        st.info("Export is for playground designs: open a preset to export it.")
+        return
+    good = st.session_state.last_good
+    st.markdown("**Share**: the page address already holds this design; copy it from the "
+                "address bar and send it.")
+    name = (good.name or "design").replace(" ", "_")
+    cols = st.columns(3)
+    for col, (fmt, (fn, ext, mime)) in zip(cols, EXPORTERS.items(), strict=True):
+        col.download_button(f"Download {fmt}", fn(good), file_name=name + ext, mime=mime,
+                            key=f"dl_{fmt}", icon=":material/download:")
+    upload = st.file_uploader("Open a JSON or YAML spec", type=["json", "yaml", "yml"],
+                              key="upload")
+    if upload is None or st.session_state.get("_upload_id") == upload.file_id:
+        return
+    st.session_state._upload_id = upload.file_id
+    limit = get_settings().max_upload_bytes
+    try:
+        if upload.size > limit:
+            raise ConfigError(f"the file is larger than {limit:,} bytes")
+        new = spec_from_text(upload.getvalue(), upload.name)
+        found = validate(new)
+        if found:
+            raise SpecError(found)
+    except PlaygroundError as err:
+        st.error(f"Could not open {upload.name}: {err}. Nothing was changed.")
+        return
+    set_spec(new, source="upload")
+    st.session_state.flash.append(("success", f"Opened {upload.name}."))
+    st.rerun()
+
+
+with right:
+    if analysis is None:
+        st.info("Nothing to analyse yet.")
+    else:
+        # Lazy tabs: only the open tab runs its code (each chart costs ~20 ms to build).
+        tabs = st.tabs(["Layers", "Charts", "Export & share"], key="build_tab",
+                       on_change="rerun")
+        for tab, draw in zip(tabs, (lambda: layers_tab(analysis), lambda: charts_tab(analysis),
+                                    export_tab), strict=True):
+            with tab:
+                if tab.open is not False:
+                    draw()
+
+# -- keep the address bar in sync --------------------------------------------------------------
+if not zoo and not problems:
+    st.query_params["d"] = encode_spec(spec)
+elif zoo and "d" in st.query_params:
+    del st.query_params["d"]

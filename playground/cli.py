@@ -1,0 +1,210 @@
+"""``python -m playground``: list presets, analyse a design, export it, train it.
+
+Every user error prints one clear line on stderr and exits with status 2; no tracebacks.
+
+    python -m playground presets
+    python -m playground analyse vgg16 --input 3x224x224
+    python -m playground analyse resnet50 --format csv > resnet50.csv
+    python -m playground analyse my_design.yaml --format json
+    python -m playground export resnet20_cifar --format pytorch -o resnet20.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from playground.errors import PlaygroundError
+
+EXIT_USAGE = 2
+
+
+def _fmt_si(n: float) -> str:
+    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {prefix}"
+    return f"{n:.0f}"
+
+
+def _table(headers: list[str], rows: list[list[Any]], right: set[int] | None = None) -> str:
+    right = right or set()
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+
+    def line(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if i in right else v.ljust(w)
+                         for i, (v, w) in enumerate(zip(values, widths, strict=True))).rstrip()
+
+    out = [line(headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
+
+
+# -- presets -----------------------------------------------------------------------------------
+def cmd_presets(args: argparse.Namespace) -> int:
+    from playground.presets import GROUPS, list_presets
+    from playground.targets import analyse_spec
+
+    rows = []
+    data = []
+    for p in list_presets():
+        spec = p.spec()
+        a = analyse_spec(spec)
+        shape = "x".join(str(s) for s in spec.input.shape)
+        rows.append([p.name, GROUPS[p.group].split(" (")[0], shape, f"{a.num_params:,}",
+                     _fmt_si(a.macs), p.title])
+        data.append({"name": p.name, "group": p.group, "title": p.title, "input": shape,
+                     "num_params": a.num_params, "macs": a.macs, "teaches": p.teaches})
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        print(_table(["name", "group", "input", "params", "MACs", "title"], rows, {3, 4}))
+        print("\nMACs as fvcore counts them (one multiply-add = one FLOP); FLOPs = 2 x MACs.")
+    return 0
+
+
+# -- analyse -----------------------------------------------------------------------------------
+def _target(args: argparse.Namespace):
+    from playground.targets import parse_shape, resolve_target
+
+    shape = parse_shape(args.input) if args.input else None
+    return resolve_target(args.target, shape, args.classes)
+
+
+def cmd_analyse(args: argparse.Namespace) -> int:
+    from playground.analysis import explain_row, training_memory
+    from playground.targets import analyse_target, layer_labels
+
+    target = _target(args)
+    a = analyse_target(target)
+    labels = layer_labels(target.spec) if target.spec is not None else {}
+    mem = training_memory(a, args.batch, args.optimizer)
+    if args.format == "json":
+        out = a.to_dict()
+        out["training_memory"] = mem
+        out["target"] = target.label
+        print(json.dumps(out, indent=2, default=list))
+        return 0
+    headers = ["#", "layer", "type", "output", "params", "MACs", "RF", "stride", "act bytes"]
+    rows = []
+    for r in a.rows:
+        rows.append([
+            r.index, r.name, r.type, "x".join(str(s) for s in r.out_shape), r.num_params, r.macs,
+            "n/a" if r.rf is None else "x".join(str(v) for v in r.rf),
+            "n/a" if r.jump is None else "x".join(str(v) for v in r.jump),
+            r.act_bytes,
+        ])
+    if args.format == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow([*headers, "where"])
+        for row, r in zip(rows, a.rows, strict=True):
+            entry = labels.get(r.name)
+            writer.writerow([*row, entry.where if entry else ""])
+        sys.stdout.write(buf.getvalue())
+        return 0
+    pretty = [[*row[:4], f"{row[4]:,}", f"{row[5]:,}", row[6], row[7], f"{row[8]:,}"]
+              for row in rows]
+    print(f"{target.label}: input {'x'.join(str(s) for s in a.input_shape)}, batch 1\n")
+    print(_table(headers, pretty, {0, 4, 5, 8}))
+    print()
+    print(f"parameters         {a.num_params:,}")
+    print(f"MACs (fvcore)      {a.macs:,}  ({_fmt_si(a.macs)})  one multiply-add = one FLOP")
+    print(f"FLOPs (2 x MACs)   {a.flops:,}  ({_fmt_si(a.flops)})")
+    print(f"depth              {a.depth} weight layers")
+    if a.receptive_field:
+        print(f"receptive field    {'x'.join(str(v) for v in a.receptive_field)} px")
+    print(f"training memory    {mem['total'] / 2**20:,.1f} MiB (batch {args.batch}, "
+          f"{args.optimizer}, float32, estimate)")
+    if args.explain:
+        matches = [r for r in a.rows if r.name == args.explain]
+        if not matches:
+            raise PlaygroundError(f"no layer named {args.explain!r}; see the 'layer' column")
+        print()
+        print(explain_row(matches[0]))
+    return 0
+
+
+# -- export ------------------------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from playground.build import check
+    from playground.export import EXPORTERS
+
+    target = _target(args)
+    if target.spec is None:
+        raise PlaygroundError(
+            f"{args.target} is a torchvision model; export works on playground designs "
+            "(presets or spec files)"
+        )
+    check(target.spec)
+    fn, _ext, _mime = EXPORTERS[args.format]
+    text = fn(target.spec)
+    if args.output:
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# -- parser ------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m playground",
+        description="Architecture Playground: analyse, export and train CNNs and MLPs.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("presets", help="list the presets with parameters and MACs")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_presets)
+
+    def target_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("target", help="a preset name, a torchvision model name, or a "
+                       "JSON/YAML spec file")
+        p.add_argument("--input", help="input shape CxHxW, e.g. 3x224x224")
+        p.add_argument("--classes", type=int, help="number of classes")
+
+    p = sub.add_parser("analyse", aliases=["analyze"], help="per-layer shapes, params, MACs, RF")
+    target_args(p)
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("--batch", type=int, default=32, help="batch size for the memory estimate")
+    p.add_argument("--optimizer", default="adam", help="optimiser for the memory estimate")
+    p.add_argument("--explain", metavar="LAYER", help="print the formulas behind one layer")
+    p.set_defaults(func=cmd_analyse)
+
+    p = sub.add_parser("export", help="export a design as PyTorch code, JSON or YAML")
+    target_args(p)
+    p.add_argument("--format", choices=["pytorch", "json", "yaml"], default="pytorch")
+    p.add_argument("-o", "--output", help="file to write (default: standard output)")
+    p.set_defaults(func=cmd_export)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+# Subcommands other modules contribute (train), registered without import cycles.
+_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PlaygroundError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,119 @@
+"""Fixtures for end-to-end tests: a real `streamlit run app.py` server and Debian's Chromium.
+
+Locally the browser tests skip with a reason when Chromium or Playwright is missing; in CI
+(``CI`` or ``PLAYGROUND_REQUIRE_BROWSER`` set) a missing browser is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("PLAYGROUND_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _must_run() -> bool:
+    return bool(os.environ.get("PLAYGROUND_REQUIRE_BROWSER") or os.environ.get("CI"))
+
+
+def _unavailable(reason: str) -> None:
+    if _must_run():
+        pytest.fail(f"browser tests must run in CI but cannot: {reason}")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start the app exactly as the README does, on a free loopback port; stop it by PID."""
+    port = _free_port()
+    home = tmp_path_factory.mktemp("playground-home")
+    env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    log = open(home / "server.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+         "--server.address", "127.0.0.1", "--server.port", str(port)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+        if proc.poll() is not None:
+            break
+    else:
+        proc.kill()
+        pytest.fail(f"streamlit did not start: {(home / 'server.log').read_text()[-2000:]}")
+    if proc.poll() is not None:
+        pytest.fail(f"streamlit exited: {(home / 'server.log').read_text()[-2000:]}")
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (pip install -r "
+                     "requirements-dev.txt)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser, app_url: str, tmp_path: Path) -> Iterator[object]:  # noqa: ANN001
+    context = browser.new_context(viewport={"width": 1280, "height": 900},
+                                  accept_downloads=True)
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    context.close()
+
+
+def wait_for_app(pg, text: str | None = None) -> None:  # noqa: ANN001
+    """Wait until Streamlit has finished running the script (and ``text`` is visible)."""
+    pg.wait_for_selector('[data-testid="stApp"]')
+    if text:
+        pg.get_by_text(text, exact=False).first.wait_for()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        running = pg.locator('[data-testid="stStatusWidget"]').count()
+        if not running:
+            break
+        time.sleep(0.2)
+    time.sleep(0.3)

@@ -1,0 +1,93 @@
+"""Session-state keys, set up in one place, and the sidebar identity ("your name").
+
+Identity is classroom-simple: a free-text name kept in the URL (``?user=...``) so a reload or
+another device opening the same URL sees the same saved designs and runs. No passwords.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from playground.errors import ConfigError
+from playground.presets import get_preset
+from playground.share import decode_spec
+from playground.spec import NetworkSpec
+
+DEFAULT_PRESET = "small_cnn"
+
+# Every key the pages share, with its initial value.
+KEYS = {
+    "user": "",
+    "spec": None,  # the NetworkSpec being edited (may be invalid)
+    "source": "preset:" + DEFAULT_PRESET,  # where the design came from
+    "zoo": None,  # {"name": ..., "input": (c, h, w), "num_classes": n} when a zoo model is open
+    "gen": 0,  # bumped when the spec is replaced wholesale, to reset widget keys
+    "last_good": None,  # last spec that analysed cleanly
+    "flash": [],  # messages to show once: (kind, text)
+    "open_stages": set(),  # indices of stage editors the user has expanded
+}
+
+
+def init_state() -> None:
+    """Create missing keys; on a session's first run, restore user and design from the URL."""
+    first = "user" not in st.session_state
+    for key, value in KEYS.items():
+        if key not in st.session_state:
+            st.session_state[key] = type(value)(value) if isinstance(value, list | set) else value
+    if not first:
+        return
+    params = st.query_params
+    st.session_state.user = params.get("user", "")[:60]
+    link = params.get("d")
+    if link:
+        try:
+            st.session_state.spec = decode_spec(link)
+            st.session_state.source = "link"
+        except ConfigError as err:
+            st.session_state.flash.append(
+                ("error", f"Could not open the shared design: {err}. Showing the default design.")
+            )
+    if st.session_state.spec is None:
+        st.session_state.spec = get_preset(DEFAULT_PRESET)
+    st.session_state.last_good = st.session_state.spec
+
+
+def set_spec(spec: NetworkSpec, source: str | None = None) -> None:
+    """Replace the design wholesale (preset, upload, reorder): widgets are re-created."""
+    st.session_state.spec = spec
+    st.session_state.zoo = None
+    st.session_state.open_stages = set()
+    if source is not None:
+        st.session_state.source = source
+    st.session_state.gen += 1
+
+
+def _on_user_change() -> None:
+    name = " ".join(st.session_state["_user_box"].split())[:60]
+    st.session_state.user = name
+
+
+def sidebar_identity() -> None:
+    """The 'your name' box; mirrored into the URL so a reload keeps it."""
+    with st.sidebar:
+        st.text_input(
+            "Your name",
+            value=st.session_state.user,
+            key="_user_box",
+            on_change=_on_user_change,
+            placeholder="e.g. Ada",
+            help="Saved designs and runs are kept under this name. No password: anyone using "
+            "the same name shares them. It is kept in the page address, so a reload keeps it.",
+        )
+        if not st.session_state.user:
+            st.caption("Enter a name to save designs and runs.")
+    if st.session_state.user:
+        st.query_params["user"] = st.session_state.user
+    elif "user" in st.query_params:
+        del st.query_params["user"]
+
+
+def show_flash() -> None:
+    for kind, text in st.session_state.flash:
+        getattr(st, kind)(text)
+    st.session_state.flash = []
