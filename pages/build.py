@@ -16,6 +16,7 @@ from playground.targets import (
     analyse_spec,
     analyse_target,
     final_feature_map,
+    final_receptive_field,
     layer_labels,
 )
 from ui import editor
@@ -77,9 +78,10 @@ if analysis is not None:
         c5, c6, c7, c8 = st.columns(4)
         c5.metric("Final feature map", fmt_shape(final_feature_map(analysis)),
                   help="Output of the last spatial layer before the head (C x H x W).")
-        rf = analysis.receptive_field
+        rf = final_receptive_field(analysis)
         c6.metric("Receptive field", f"{max(rf)} px" if rf else "n/a",
-                  help="Input pixels one unit of the last spatial layer can see.")
+                  help="Input pixels one unit of the final feature map can see (it can exceed the "
+                  "input: then it sees all of it, padding included).")
         with c8.popover("Memory settings", icon=":material/tune:"):
             batch = st.number_input("Batch size", 1, 4096, 32, key="mem_batch")
             opt = st.selectbox("Optimiser", list(OPTIMIZER_STATE_SLOTS), index=5,

@@ -262,7 +262,8 @@ def _fast_meta(kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The op's meta output, or None to run its real meta kernel (which raises the proper
     error when the checks here fail)."""
     x = args[0] if args else kwargs.get("input")
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 1:
+    if (not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 1
+            or "out" in kwargs):
         return None
     if kind == "inplace":
         return x
@@ -342,6 +343,10 @@ class _Run:
             return self._call_python(mode, func, args, kwargs)
         # A builtin, or a Python function already being run through: a builtin method reports
         # its Python override (``Tensor.unflatten``) as the public API, so this is that builtin.
+        try:
+            hash(func)
+        except TypeError:  # not a torch builtin we know of
+            return func(*args, **kwargs)
         out = None
         if self.on_meta:
             if func in _CONSTRUCTORS and kwargs.get("device") is None:
@@ -354,11 +359,7 @@ class _Run:
         if isinstance(out, torch.Tensor) or (
             isinstance(out, (tuple, list)) and not isinstance(out, torch.Size)
         ):
-            try:
-                rule = RULES_BY_FUNC.get(func)
-            except TypeError:  # an unhashable callable
-                rule = None
-            self._record(rule, args, kwargs, out)
+            self._record(RULES_BY_FUNC.get(func), args, kwargs, out)
         return out
 
     def _call_python(
@@ -525,7 +526,7 @@ def _module_attrs(module: nn.Module) -> dict[str, Any]:
             continue
         if isinstance(value, (bool, int, float, str)) or value is None:
             attrs[key] = value
-        elif isinstance(value, (tuple, list)) and all(
+        elif isinstance(value, (tuple, list)) and len(value) <= 16 and all(
             isinstance(v, (bool, int, float, str)) or v is None for v in value
         ):
             attrs[key] = tuple(value)

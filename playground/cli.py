@@ -80,7 +80,12 @@ def _target(args: argparse.Namespace):
 
 def cmd_analyse(args: argparse.Namespace) -> int:
     from playground.analysis import explain_row, training_memory
-    from playground.targets import analyse_target, layer_labels
+    from playground.targets import (
+        analyse_target,
+        final_feature_map,
+        final_receptive_field,
+        layer_labels,
+    )
 
     target = _target(args)
     a = analyse_target(target)
@@ -119,8 +124,10 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     print(f"MACs (fvcore)      {a.macs:,}  ({_fmt_si(a.macs)})  one multiply-add = one FLOP")
     print(f"FLOPs (2 x MACs)   {a.flops:,}  ({_fmt_si(a.flops)})")
     print(f"depth              {a.depth} weight layers")
-    if a.receptive_field:
-        print(f"receptive field    {'x'.join(str(v) for v in a.receptive_field)} px")
+    rf = final_receptive_field(a)
+    if rf:
+        print(f"receptive field    {'x'.join(str(v) for v in rf)} px (final feature map "
+              f"{'x'.join(str(v) for v in final_feature_map(a))})")
     print(f"training memory    {mem['total'] / 2**20:,.1f} MiB (batch {args.batch}, "
           f"{args.optimizer}, float32, estimate)")
     if args.explain:

@@ -32,10 +32,10 @@ from playground.spec import (
 )
 
 GROUPS = {
+    "starter": "Starters",
     "classic": "Classic networks",
     "cifar": "CIFAR-size networks (32x32)",
     "broken": "Broken on purpose (and their fixes)",
-    "starter": "Starters",
 }
 
 

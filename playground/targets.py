@@ -52,10 +52,25 @@ def analyse_zoo(name: str, input_shape: tuple[int, ...], num_classes: int = 1000
     return analyse_module(model, input_shape)
 
 
+def _last_feature_row(analysis: Analysis):
+    """The last layer producing a C x H x W map before the head pools or flattens it."""
+    for row in reversed(analysis.rows):
+        if (len(row.out_shape) == 3 and not row.name.startswith("head.")
+                and not row.type.startswith("Adaptive")):
+            return row
+    return None
+
+
 def final_feature_map(analysis: Analysis) -> tuple[int, ...]:
-    """The last C x H x W output before the head flattens it (the network's output if none)."""
-    spatial = [r.out_shape for r in analysis.rows if len(r.out_shape) == 3]
-    return spatial[-1] if spatial else analysis.final_shape
+    """The final feature map (C x H x W) the head works on; the output shape for an MLP."""
+    row = _last_feature_row(analysis)
+    return row.out_shape if row is not None else analysis.final_shape
+
+
+def final_receptive_field(analysis: Analysis) -> tuple[int, ...] | None:
+    """Receptive field (h, w) of one unit of the final feature map (LeNet-5's C5: 32)."""
+    row = _last_feature_row(analysis)
+    return row.rf if row is not None else None
 
 
 def analyse_target(target: Target) -> Analysis:

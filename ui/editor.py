@@ -45,16 +45,27 @@ def _put(spec) -> None:
 
 
 # -- callbacks ---------------------------------------------------------------------------------
+def _stale(key: str) -> bool:
+    """True for a widget of a design that has since been replaced: ignore its events."""
+    return not key.startswith(f"g{st.session_state.gen}_")
+
+
 def _set_stage(i: int, field: str, key: str) -> None:
+    if _stale(key):
+        return
     _put(_spec().with_stage(i, **{field: st.session_state[key]}))
 
 
 def _set_stage_inherit(i: int, field: str, key: str) -> None:
+    if _stale(key):
+        return
     value = st.session_state[key]
     _put(_spec().with_stage(i, **{field: None if value == "inherit" else value}))
 
 
 def _set_pool(i: int | None, kind_key: str, k_key: str, s_key: str, p_key: str) -> None:
+    if _stale(kind_key):
+        return
     kind = st.session_state[kind_key]
     pool = None
     if kind != "none":
@@ -70,6 +81,8 @@ def _set_pool(i: int | None, kind_key: str, k_key: str, s_key: str, p_key: str) 
 
 
 def _set_part(part: str, field: str, key: str, convert=None) -> None:
+    if _stale(key):
+        return
     spec = _spec()
     value = st.session_state[key]
     if convert is not None:
@@ -79,6 +92,8 @@ def _set_part(part: str, field: str, key: str, convert=None) -> None:
 
 
 def _set_top(field: str, key: str) -> None:
+    if _stale(key):
+        return
     _put(_spec().model_copy(update={field: st.session_state[key]}))
 
 
@@ -109,12 +124,16 @@ def _stage_op(op: str, i: int) -> None:
 
 
 def _toggle_stem(key: str) -> None:
+    if _stale(key):
+        return
     spec = _spec()
     stem = StemSpec(width=64, kernel=3, stride=1) if st.session_state[key] else None
     _put(spec.model_copy(update={"stem": stem}))
 
 
 def _set_hidden(key: str) -> None:
+    if _stale(key):
+        return
     text = st.session_state[key]
     try:
         hidden = tuple(int(p) for p in text.replace(",", " ").split())
@@ -320,6 +339,8 @@ def new_input(c: int, h: int, w: int) -> InputSpec:
 
 
 def _set_zoo(field: str, key: str) -> None:
+    if _stale(key):
+        return
     zoo = dict(st.session_state.zoo)
     value = int(st.session_state[key])
     if field == "side":

@@ -58,7 +58,7 @@ def _open(group: str, key: str) -> None:
 def source_picker() -> None:
     groups = [*GROUPS.values(), ZOO, SAVED, SCRATCH]
     c1, c2, c3, c4 = st.columns([3, 4, 1.2, 2.8], vertical_alignment="bottom")
-    group = c1.selectbox("Start from", groups, index=1, key="src_group")
+    group = c1.selectbox("Start from", groups, index=0, key="src_group")
     options = _options(group)
     if not options:
         c2.selectbox("Design", ["(none saved yet)" if group == SAVED else "(none)"],

@@ -96,16 +96,20 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture()
-def page(browser, app_url: str, tmp_path: Path) -> Iterator[object]:  # noqa: ANN001
+def page(browser, app_url: str, request: pytest.FixtureRequest) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1280, "height": 900},
                                   accept_downloads=True)
+    context.set_default_timeout(60_000)
     pg = context.new_page()
-    pg.set_default_timeout(60_000)
     yield pg
+    if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        for i, p in enumerate(context.pages):
+            p.screenshot(path=str(ARTIFACTS / f"failed-{request.node.name}-{i}.png"))
     context.close()
 
 
-def wait_for_app(pg, text: str | None = None) -> None:  # noqa: ANN001
+def wait_for_app(pg, text: str | None = None) -> None:
     """Wait until Streamlit has finished running the script (and ``text`` is visible)."""
     pg.wait_for_selector('[data-testid="stApp"]')
     if text:
@@ -117,3 +121,11 @@ def wait_for_app(pg, text: str | None = None) -> None:  # noqa: ANN001
             break
         time.sleep(0.2)
     time.sleep(0.3)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's report on the item so fixtures can screenshot failures."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, f"rep_{rep.when}", rep)

@@ -8,28 +8,48 @@ from pathlib import Path
 
 import pytest
 
+from playground.presets import get_preset
+from playground.share import encode_spec
 from tests.browser.conftest import ARTIFACTS, ROOT, wait_for_app
 
 pytestmark = pytest.mark.browser
 
 
-def _metric(pg, label: str) -> str:  # noqa: ANN001
+def _metric(pg, label: str) -> str:
     box = pg.locator('[data-testid="stMetric"]').filter(has_text=label).first
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
-def _open_preset(pg, group: str, item_label: str) -> None:  # noqa: ANN001
-    pg.get_by_label("Start from").first.click()
-    pg.get_by_role("option", name=group).click()
-    wait_for_app(pg)
-    pg.get_by_label("Design").first.click()
-    pg.get_by_role("option", name=item_label, exact=True).click()
-    wait_for_app(pg)
-    pg.get_by_role("button", name="Open", exact=True).and_(pg.get_by_test_id("stBaseButton-primary")).click()
+def _choose(pg, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``, retrying while a rerun redraws it."""
+    for _ in range(20):
+        pg.get_by_label(label).first.click()
+        item = pg.get_by_role("option", name=option, exact=True)
+        try:
+            item.wait_for(timeout=3_000)
+            item.click()
+            break
+        except Exception:  # the list belonged to a widget that a rerun replaced
+            pg.keyboard.press("Escape")
+            wait_for_app(pg)
+    else:
+        raise AssertionError(f"option {option!r} never appeared in {label!r}")
+    pg.wait_for_function(
+        "([label, option]) => [...document.querySelectorAll('input[role=combobox]')]"
+        ".some(e => e.getAttribute('aria-label') === label && e.value === option)",
+        arg=[label, option])
     wait_for_app(pg)
 
 
-def test_build_page_from_clean_state(page, app_url: str) -> None:  # noqa: ANN001
+def _open_preset(pg, group: str, item_label: str) -> None:
+    _choose(pg, "Start from", group)
+    _choose(pg, "Design", item_label)
+    pg.get_by_role("button", name="Open", exact=True).and_(
+        pg.get_by_test_id("stBaseButton-primary")).click()
+    wait_for_app(pg)
+
+
+def test_build_page_from_clean_state(page, app_url: str) -> None:
     page.goto(app_url)
     wait_for_app(page, "Build a network")
     assert _metric(page, "Parameters") == "66,410"
@@ -42,7 +62,7 @@ def test_build_page_from_clean_state(page, app_url: str) -> None:  # noqa: ANN00
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
-def test_preset_share_url_and_screenshot(page, app_url: str) -> None:  # noqa: ANN001
+def test_preset_share_url_and_screenshot(page, app_url: str) -> None:
     page.goto(app_url)
     wait_for_app(page, "Build a network")
     _open_preset(page, "Classic networks", "VGG-16")
@@ -59,7 +79,8 @@ def test_preset_share_url_and_screenshot(page, app_url: str) -> None:  # noqa: A
     page.screenshot(path=str(ARTIFACTS / "build-page.png"))
     page.set_viewport_size({"width": 1280, "height": 900})
     # the address bar now holds the design; a fresh tab opening it shows the same numbers
-    page.wait_for_function("() => location.search.includes('d=v1.')")
+    expected = encode_spec(get_preset("vgg16"))
+    page.wait_for_function(f"() => location.search.includes('d={expected}')")
     shared = page.url
     other = page.context.new_page()
     other.goto(shared)
@@ -72,7 +93,7 @@ def test_preset_share_url_and_screenshot(page, app_url: str) -> None:  # noqa: A
     other.close()
 
 
-def test_download_is_analysable_by_the_cli(page, app_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+def test_download_is_analysable_by_the_cli(page, app_url: str, tmp_path: Path) -> None:
     page.goto(app_url)
     wait_for_app(page, "Build a network")
     page.get_by_role("tab", name="Export & share").click()
