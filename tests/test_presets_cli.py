@@ -1,0 +1,182 @@
+"""Presets against torchvision and fvcore; every registry entry built, analysed and run; the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from fvcore.nn import FlopCountAnalysis
+
+from playground.analysis import analyse_module
+from playground.build import build_model
+from playground.cli import main
+from playground.layers import ACTIVATIONS, INITS, NORMS
+from playground.presets import PRESETS, get_preset
+from playground.spec import Defaults, NetworkSpec, PoolSpec, StageSpec
+from playground.targets import analyse_spec, final_receptive_field
+from playground.zoo import zoo_names
+
+ROOT = Path(__file__).resolve().parents[1]
+TV = [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")] + [
+    f"resnet{d}" for d in (18, 34, 50, 101, 152)
+]
+STYLE_MACS = {  # ../shared/STYLE.md, torchvision 0.29.1, fvcore
+    "vgg11": 7_609_115_136, "vgg16": 15_470_289_408, "vgg19": 19_632_087_552,
+    "resnet18": 1_819_065_856, "resnet34": 3_671_262_720, "resnet50": 4_111_512_576,
+}
+
+
+@pytest.mark.parametrize("name", TV)
+def test_preset_macs_equal_torchvision_model(name: str) -> None:
+    with torch.device("meta"):
+        ref = torchvision.models.get_model(name, weights=None)
+    ours = analyse_spec(get_preset(name))
+    theirs = analyse_module(ref, (3, 224, 224))
+    assert ours.macs == theirs.macs
+    assert ours.num_params == theirs.num_params
+    if name in STYLE_MACS:
+        assert ours.macs == STYLE_MACS[name]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vgg11_bn"])
+def test_preset_macs_equal_fvcore_directly(name: str) -> None:
+    spec = get_preset(name, num_classes=10)
+    model = build_model(spec).eval()
+    fv = FlopCountAnalysis(model, torch.zeros(1, 3, 224, 224))
+    fv.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    ours = analyse_spec(spec)
+    assert ours.macs == fv.total()
+    by_module = fv.by_module()
+    for stage in ("stage1", "stage2", "head"):
+        assert ours.macs_by_module[stage] == by_module[stage]
+
+
+def test_lenet5_reference_and_receptive_fields() -> None:
+    lenet = analyse_spec(get_preset("lenet5"))
+    assert (lenet.num_params, lenet.macs) == (61_706, 416_520)
+    assert final_receptive_field(lenet) == (32, 32)  # C5 sees the whole 32x32 input
+    rows = {r.name: r for r in analyse_spec(get_preset("vgg16")).rows}
+    assert rows["stage5.pool"].rf == (212, 212)
+    # a residual net and its plain twin see the same window
+    res = final_receptive_field(analyse_spec(get_preset("resnet20_cifar")))
+    plain = final_receptive_field(analyse_spec(get_preset("plain20_cifar")))
+    assert res == plain
+
+
+@pytest.mark.parametrize("name", PRESETS.names())
+def test_forward_shape_equals_analysed_shape(name: str) -> None:
+    spec = get_preset(name)
+    if spec.input.height > 64:  # keep real forwards fast: shrink 224 inputs to 64
+        spec = spec.model_copy(update={"input": spec.input.model_copy(
+            update={"height": 64, "width": 64})})
+    model = build_model(spec).eval()
+    out = model(torch.zeros(2, *spec.input.shape))
+    analysis = analyse_spec(spec)
+    assert tuple(out.shape[1:]) == analysis.final_shape == (spec.num_classes,)
+
+
+def _tiny(**defaults: object) -> NetworkSpec:
+    return NetworkSpec(
+        stages=(StageSpec(width=8, pool=PoolSpec(kind="max")),
+                StageSpec(block="basic", width=16, stride=2),
+                StageSpec(block="linear", width=12)),
+        defaults=Defaults(**{"norm_groups": 4, **defaults}),  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    "field,name",
+    [("activation", n) for n in ACTIVATIONS.names()]
+    + [("norm", n) for n in NORMS.names()]
+    + [("init", n) for n in INITS.names()],
+)
+def test_every_registry_entry_builds_analyses_and_trains_a_step(field: str, name: str) -> None:
+    spec = _tiny(**{field: name})
+    torch.manual_seed(0)
+    model = build_model(spec)
+    x = torch.randn(4, *spec.input.shape)
+    out = model(x)
+    assert tuple(out.shape) == (4, spec.num_classes)
+    assert analyse_spec(spec).final_shape == (spec.num_classes,)
+    loss = torch.nn.functional.cross_entropy(out, torch.arange(4) % spec.num_classes)
+    loss.backward()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    opt.step()
+    assert torch.isfinite(loss)
+
+
+def test_zoo_lists_required_families() -> None:
+    names = set(zoo_names())
+    required = {f"efficientnet_b{i}" for i in range(8)} | {
+        "resnet50", "vgg19", "mobilenet_v3_small", "mobilenet_v3_large", "convnext_tiny",
+        "vit_b_16", "swin_t"}
+    assert required <= names
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+def test_cli_presets_lists_every_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["presets", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    by_name = {d["name"]: d for d in data}
+    assert set(by_name) == set(PRESETS.names())
+    assert by_name["vgg16"]["num_params"] == 138_357_544
+
+
+def test_cli_analyse_table_csv_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["analyse", "lenet5"]) == 0
+    out = capsys.readouterr().out
+    assert "61,706" in out and "416,520" in out and "stage3.layer1.conv" in out
+    assert main(["analyse", "resnet18", "--input", "3x64x64", "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("#,layer,type,output,params,MACs")
+    assert main(["analyse", "resnet18", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["macs"] == 1_819_065_856
+    assert main(["analyse", "vgg16", "--explain", "stage1.layer1.conv"]) == 0
+    assert "3·3·3·64 + 64 = 1,792" in capsys.readouterr().out
+
+
+def test_cli_analyse_spec_file_and_export_round_trip(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "net.yaml"
+    assert main(["export", "resnet20_cifar", "--format", "yaml", "-o", str(path)]) == 0
+    assert main(["analyse", str(path), "--format", "json"]) == 0
+    capsys.readouterr()
+    code = tmp_path / "net.py"
+    assert main(["export", str(path), "--format", "pytorch", "-o", str(code)]) == 0
+    assert "class Net(nn.Module)" in code.read_text()
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["analyse", "nope"], "is not a preset, a torchvision model or a spec file"),
+        (["analyse", "vgg16", "--input", "3x224"], "must be three positive numbers"),
+        (["analyse", "vit_b_16", "--input", "3x64x64"], "only accepts 224x224"),
+        (["analyse", "missing.yaml"], "no such file"),
+        (["export", "resnet50_tv_does_not_exist"], "is not a preset"),
+        (["export", "swin_t"], "is a torchvision model"),
+        (["analyse", "lenet5", "--input", "1x8x8"], "smaller than the 5x5 kernel"),
+        (["analyse", "lenet5", "--explain", "nope"], "no layer named 'nope'"),
+    ],
+)
+def test_cli_errors_are_one_line_exit_2(argv: list[str], message: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_cli_bad_file_in_subprocess_has_no_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{broken")
+    out = subprocess.run([sys.executable, "-m", "playground", "analyse", str(bad)],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 2
+    assert out.stderr.startswith("error: this is not valid JSON")
+    assert "Traceback" not in out.stderr
