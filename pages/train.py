@@ -1,6 +1,189 @@
-"""Train: short instrumented trainings with live charts (filled in by the training issue)."""
+"""Train: pick a network, a data set and settings; Start; watch loss and gradients live."""
+
+from __future__ import annotations
+
+import contextlib
 
 import streamlit as st
 
+from playground.build import validate
+from playground.data import get_dataset_info, list_datasets
+from playground.designs import list_designs, load_design
+from playground.errors import PlaygroundError, SpecError
+from playground.optim import OPTIMIZERS, SCHEDULES
+from playground.presets import PRESETS, list_presets
+from playground.runs import ACTIVE_STATUSES
+from playground.spec import NetworkSpec
+from playground.targets import analyse_spec, fit_to_dataset
+from playground.train import resolve_device, settings_from_dict
+from ui.format import fmt_int, fmt_si
+from ui.jobs import get_runner, get_store
+from ui.state import show_flash
+from ui.train_view import STATUS_ICON, run_view
+
 st.title("Train")
-st.info("Training is not available yet: it arrives with the training issue.")
+st.caption(
+    "Short trainings on this server's CPU or GPU. Watch the loss, and the gradient of every "
+    "layer: vanishing gradients show as a dark band over the first layers of the heatmap."
+)
+show_flash()
+user = st.session_state.user
+left, right = st.columns([4, 8], gap="large")
+
+# -- what to train -----------------------------------------------------------------------------
+CURRENT = "__current__"
+
+
+def _network_options() -> dict[str, str]:
+    spec: NetworkSpec = st.session_state.spec
+    options = {CURRENT: f"Design from Build ({spec.name})"}
+    if user:
+        with contextlib.suppress(PlaygroundError):
+            options.update({f"saved:{d.name}": f"Saved: {d.name}" for d in list_designs(user)})
+    options.update({f"preset:{p.name}": p.title for p in list_presets()})
+    return options
+
+
+def _on_network() -> None:
+    key = st.session_state.tr_network
+    if key.startswith("preset:"):
+        st.session_state.tr_dataset = PRESETS.get(key.split(":", 1)[1]).dataset
+
+
+def _on_optimizer() -> None:
+    st.session_state.tr_lr = OPTIMIZERS.get(st.session_state.tr_optimizer).default_lr
+
+
+def _chosen_spec(key: str) -> NetworkSpec:
+    if key == CURRENT:
+        return st.session_state.spec
+    if key.startswith("saved:"):
+        return load_design(user, key.split(":", 1)[1])
+    return PRESETS.get(key.split(":", 1)[1]).spec()
+
+
+with left:
+    st.subheader("Network and data")
+    options = _network_options()
+    st.selectbox("Network", list(options), format_func=options.get, key="tr_network",
+                 on_change=_on_network)
+    datasets = {d.name: d for d in list_datasets()}
+    st.selectbox("Data set", list(datasets), format_func=lambda n: datasets[n].title,
+                 key="tr_dataset")
+    info = get_dataset_info(st.session_state.tr_dataset)
+    st.caption(info.description + (" Needs files in the data directory (downloaded when "
+                                   "online)." if info.needs_download else ""))
+    spec = None
+    try:
+        spec, fit_notes = fit_to_dataset(_chosen_spec(st.session_state.tr_network), info.name)
+        problems = validate(spec)
+        if problems:
+            raise SpecError(problems)
+        a = analyse_spec(spec)
+        st.caption(f"{fmt_int(a.num_params)} parameters, {fmt_si(a.macs)} MACs per image"
+                   + (f"; {'; '.join(fit_notes)}" if fit_notes else ""))
+    except PlaygroundError as err:
+        st.error(f"This network cannot train on {info.title}: {err}")
+        spec = None
+
+    st.subheader("Settings")
+    c1, c2 = st.columns(2)
+    c1.selectbox("Optimiser", OPTIMIZERS.names(), key="tr_optimizer", on_change=_on_optimizer,
+                 format_func=lambda n: OPTIMIZERS.get(n).title)
+    c2.number_input("Learning rate", 1e-6, 100.0, key="tr_lr", format="%g",
+                    help="Each optimiser's usual value is filled in when you pick it. Try a "
+                    "very large one (e.g. 5 with SGD) to see gradients explode.")
+    c3, c4 = st.columns(2)
+    c3.number_input("Steps", 1, 20_000, key="tr_steps", step=50,
+                    help="Optimiser updates. 300 steps of the small CNN take well under a "
+                    "minute on a laptop CPU.")
+    c4.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], key="tr_batch")
+    c5, c6 = st.columns(2)
+    c5.selectbox("Learning-rate schedule", SCHEDULES.names(), key="tr_schedule",
+                 format_func=lambda n: SCHEDULES.get(n).title)
+    c6.number_input("Clip gradient norm at (0 = off)", 0.0, 1e6, key="tr_clip", format="%g",
+                    help="Rescale the gradient when its total L2 norm exceeds this.")
+    with st.expander("More settings"):
+        m1, m2 = st.columns(2)
+        m1.number_input("Weight decay (blank = optimiser default)", 0.0, 1.0, value=None,
+                        key="tr_wd", format="%g")
+        m2.number_input("Seed", 0, 2**31 - 1, key="tr_seed",
+                        help="Same seed and settings give the same numbers on CPU.")
+        m3, m4 = st.columns(2)
+        m3.number_input("Gradient accumulation (micro-batches per step)", 1, 64, key="tr_accum")
+        m4.number_input("Label smoothing", 0.0, 0.5, key="tr_smooth", step=0.05)
+        m5, m6 = st.columns(2)
+        m5.number_input("Early stopping patience (evaluations, 0 = off)", 0, 100,
+                        key="tr_patience")
+        m6.number_input("Evaluate every (steps)", 1, 1000, key="tr_eval")
+        m7, m8 = st.columns(2)
+        m7.number_input("Training examples (0 = data set default)", 0, info.max_train,
+                        key="tr_ntrain", step=500)
+        m8.toggle("Augment (random crop + flip)", key="tr_augment",
+                  disabled=info.kind != "image")
+        for pname, default in SCHEDULES.get(st.session_state.tr_schedule).params.items():
+            st.number_input(f"Schedule: {pname.replace('_', ' ')}", value=float(default),
+                            key=f"tr_sched_{pname}", format="%g",
+                            help=SCHEDULES.get(st.session_state.tr_schedule).param_help.get(
+                                pname, ""))
+        device = resolve_device("auto")
+        st.selectbox("Mixed precision", ["off", "bf16", "fp16"], key="tr_amp",
+                     disabled=device.type != "cuda",
+                     help="CUDA only. This server trains on " + str(device) + ".")
+
+    def _settings() -> dict:
+        sched = st.session_state.tr_schedule
+        params = {p: st.session_state.get(f"tr_sched_{p}", d)
+                  for p, d in SCHEDULES.get(sched).params.items()}
+        return {
+            "dataset": info.name,
+            "n_train": st.session_state.tr_ntrain or None,
+            "optimizer": st.session_state.tr_optimizer,
+            "lr": st.session_state.tr_lr,
+            "weight_decay": st.session_state.tr_wd,
+            "schedule": sched,
+            "schedule_params": params,
+            "clip_norm": st.session_state.tr_clip or None,
+            "batch_size": st.session_state.tr_batch,
+            "accumulate": st.session_state.tr_accum,
+            "steps": st.session_state.tr_steps,
+            "label_smoothing": st.session_state.tr_smooth,
+            "augment": bool(st.session_state.tr_augment and info.kind == "image"),
+            "early_stopping_patience": st.session_state.tr_patience or None,
+            "eval_every": st.session_state.tr_eval,
+            "amp": st.session_state.tr_amp,
+            "seed": st.session_state.tr_seed,
+        }
+
+    if not user:
+        st.warning("Enter your name in the sidebar to start runs: they are kept under it.")
+    if st.button("Start training", type="primary", icon=":material/play_arrow:",
+                 disabled=spec is None or not user, key="tr_start"):
+        try:
+            settings = settings_from_dict(_settings())
+            title = f"{spec.name} on {info.title}"
+            run_id = get_runner().start_run(user, title, spec.to_dict(),
+                                            settings.model_dump(mode="json"))
+            st.session_state.tr_run = run_id
+            st.toast(f"Run {run_id} queued.")
+        except PlaygroundError as err:
+            st.error(str(err))
+
+# -- runs --------------------------------------------------------------------------------------
+with right:
+    if not user:
+        st.info("Your runs appear here once you have entered a name and started one.")
+    else:
+        runs = get_store().list_runs(owner=user, limit=50)
+        if not runs:
+            st.info("No runs yet: choose a network and a data set, then press Start training.")
+        else:
+            ids = [r.id for r in runs]
+            if st.session_state.get("tr_run") not in ids:
+                active = [r.id for r in runs if r.status in ACTIVE_STATUSES]
+                st.session_state.tr_run = active[0] if active else ids[0]
+            by_id = {r.id: r for r in runs}
+            st.selectbox("Run", ids, key="tr_run",
+                         format_func=lambda i: f"{STATUS_ICON.get(by_id[i].status, '')} "
+                         f"#{i} {by_id[i].title} ({by_id[i].status.replace('_', ' ')})")
+            run_view(st.session_state.tr_run)

@@ -7,6 +7,7 @@ Every user error prints one clear line on stderr and exits with status 2; no tra
     python -m playground analyse resnet50 --format csv > resnet50.csv
     python -m playground analyse my_design.yaml --format json
     python -m playground export resnet20_cifar --format pytorch -o resnet20.py
+    python -m playground train small_cnn --dataset shapes --steps 300
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,91 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- train -------------------------------------------------------------------------------------
+def _progress_bar(done: int, total: int, loss: float | None, width: int = 30) -> str:
+    filled = int(width * done / max(total, 1))
+    bar = "#" * filled + "-" * (width - filled)
+    text = f"\r[{bar}] step {done}/{total}"
+    return text + (f"  loss {loss:.4f}" if loss is not None else "")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import threading
+
+    from playground.build import check
+    from playground.jobs import execute_run
+    from playground.runs import RunStore
+    from playground.targets import fit_to_dataset
+    from playground.train import settings_from_dict
+
+    target = _target(args)
+    if target.spec is None:
+        raise PlaygroundError(
+            f"{args.target} is a torchvision model; training works on playground designs "
+            "(presets or spec files)"
+        )
+    spec, notes = fit_to_dataset(target.spec, args.dataset)
+    check(spec)
+    raw: dict[str, Any] = {
+        "dataset": args.dataset, "steps": args.steps, "batch_size": args.batch_size,
+        "optimizer": args.optimizer, "schedule": args.schedule, "seed": args.seed,
+        "device": args.device, "clip_norm": args.clip_norm, "augment": args.augment,
+    }
+    if args.lr is not None:
+        raw["lr"] = args.lr
+    else:
+        from playground.optim import OPTIMIZERS
+
+        raw["lr"] = OPTIMIZERS.get(args.optimizer).default_lr
+    if args.n_train:
+        raw["n_train"] = args.n_train
+    settings = settings_from_dict(raw)
+    store = RunStore()
+    title = args.title or f"{spec.name} on {args.dataset}"
+    run_id = store.create_run(args.owner, title, spec.to_dict(),
+                              settings.model_dump(mode="json"))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"run {run_id}: {title} ({settings.steps} steps, {settings.optimizer} "
+          f"lr={settings.lr:g}); store {store.path}", file=sys.stderr)
+
+    done = threading.Event()
+    total = settings.steps
+
+    def report() -> None:
+        while not done.wait(0.5):
+            series = store.get_metrics(run_id, ["loss"], since_step=max(
+                store.last_step(run_id) - 1, -1))
+            loss = series.get("loss", {}).get("values", [None])[-1]
+            print(_progress_bar(max(store.last_step(run_id), 0), total, loss), end="",
+                  file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=report, daemon=True)
+    if sys.stderr.isatty() or args.progress:
+        thread.start()
+    try:
+        status = execute_run(run_id, store.path)
+    except KeyboardInterrupt:
+        store.set_status(run_id, "stopped", "stopped from the keyboard", only_if=("running",))
+        raise
+    finally:
+        done.set()
+    run = store.get_run(run_id)
+    summary = run.summary
+    print(file=sys.stderr)
+    print(f"run {run_id}: {run.message or status}")
+    for key, label, fmt in (("final_val_acc", "validation accuracy", "{:.1%}"),
+                            ("best_val_acc", "best validation accuracy", "{:.1%}"),
+                            ("final_loss", "final training loss", "{:.4f}"),
+                            ("steps_done", "steps", "{}"),
+                            ("samples_per_s", "samples/s", "{:,.0f}"),
+                            ("wall_s", "wall time (s)", "{:.1f}"),
+                            ("device", "device", "{}")):
+        if summary.get(key) is not None:
+            print(f"  {label:26s} {fmt.format(summary[key])}")
+    return 0 if status in {"finished", "early_stopped", "stopped"} else 1
+
+
 # -- parser ------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -193,13 +279,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="file to write (default: standard output)")
     p.set_defaults(func=cmd_export)
 
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
+    p = sub.add_parser("train", help="train a design and record the run in the run store")
+    target_args(p)
+    p.add_argument("--dataset", default="shapes", help="data set name (default: shapes)")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", default="adam")
+    p.add_argument("--lr", type=float, help="learning rate (default: the optimiser's usual)")
+    p.add_argument("--schedule", default="constant")
+    p.add_argument("--clip-norm", type=float, help="clip the total gradient norm at this")
+    p.add_argument("--augment", action="store_true", help="random crops and flips")
+    p.add_argument("--n-train", type=int, help="training examples (default: the set's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
+    p.add_argument("--owner", default="cli", help="the name the run is stored under")
+    p.add_argument("--title", help="run title")
+    p.add_argument("--progress", action="store_true", help="progress bar even when piped")
+    p.set_defaults(func=cmd_train)
     return parser
-
-
-# Subcommands other modules contribute (train), registered without import cycles.
-_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

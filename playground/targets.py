@@ -90,6 +90,36 @@ def layer_labels(spec: NetworkSpec) -> dict[str, PlanEntry]:
     return _labels_json(spec.canonical_json())
 
 
+def fit_to_dataset(spec: NetworkSpec, dataset: str) -> tuple[NetworkSpec, list[str]]:
+    """The design adapted to a data set: its classes, and its input where it must change.
+
+    Image sets are resized to the design's input when they can be (1 or 3 channels, sides 8 to
+    128 pixels); otherwise the input becomes the set's default. Point sets need a 2x1x1 input.
+    Returns the spec and plain-language notes on what changed.
+    """
+    from playground.data import get_dataset_info
+
+    info = get_dataset_info(dataset)
+    notes: list[str] = []
+    update: dict[str, object] = {}
+    if spec.num_classes != info.num_classes:
+        update["num_classes"] = info.num_classes
+        notes.append(f"classes set to {info.num_classes} for {info.title}")
+    c, h, w = spec.input.shape
+    if info.kind == "points":
+        target = InputSpec(channels=2, height=1, width=1)
+    elif c in info.channels and 8 <= h <= 128 and 8 <= w <= 128:
+        target = spec.input
+    else:
+        dc, dh, dw = info.input_shape
+        target = InputSpec(channels=dc, height=dh, width=dw)
+    if target != spec.input:
+        update["input"] = target
+        notes.append(f"input set to {target.channels}x{target.height}x{target.width} for "
+                     f"{info.title}")
+    return (spec.model_copy(update=update) if update else spec), notes
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
     """'3x224x224' -> (3, 224, 224); a clear error otherwise."""
     try:

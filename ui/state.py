@@ -25,6 +25,25 @@ KEYS = {
     "last_good": None,  # last spec that analysed cleanly
     "flash": [],  # messages to show once: (kind, text)
     "open_stages": set(),  # indices of stage editors the user has expanded
+    "run_cache": {},  # run id -> {"cursor", "series", "labels"}: metrics read so far
+    # Train page widgets (their defaults train the small CNN in well under a minute)
+    "tr_network": "__current__",
+    "tr_dataset": "shapes",
+    "tr_optimizer": "adam",
+    "tr_lr": 1e-3,
+    "tr_steps": 300,
+    "tr_batch": 64,
+    "tr_schedule": "constant",
+    "tr_clip": 0.0,
+    "tr_wd": None,
+    "tr_seed": 0,
+    "tr_accum": 1,
+    "tr_smooth": 0.0,
+    "tr_patience": 0,
+    "tr_eval": 25,
+    "tr_ntrain": 0,
+    "tr_augment": False,
+    "tr_amp": "off",
 }
 
 
@@ -33,7 +52,8 @@ def init_state() -> None:
     first = "user" not in st.session_state
     for key, value in KEYS.items():
         if key not in st.session_state:
-            st.session_state[key] = type(value)(value) if isinstance(value, list | set) else value
+            st.session_state[key] = (type(value)(value) if isinstance(value, list | set | dict)
+                                     else value)
     if not first:
         return
     params = st.query_params

@@ -1,0 +1,119 @@
+"""Throughput of the instrumented ``train()`` against a bare PyTorch loop, in one process.
+
+Both loops use the same model (built from the same spec and seed), the same data tensors, the
+same shuffled batches, the same optimiser and the same number of steps. The bare loop does
+only ``zero_grad / forward / cross_entropy / backward / step``; ``train()`` adds everything it
+records (per-step loss, accuracy, lr, total and per-layer gradient norms, update ratios,
+activation statistics every ``stats_every`` steps, the flushes of records to ``emit``).
+
+Columns: samples/s of each loop (``train()``'s is its summary's ``samples_per_s``, which
+excludes validation passes: the bare loop has none) and their ratio; then the ratio of the
+process CPU time of the whole calls (model build, ``train()``'s setup and final evaluation
+included), which other processes on a shared machine disturb much less than wall time.
+
+The two loops alternate, ``--repeats`` times each after one warm-up of each; the table shows
+medians. Run from the repository root: ``python benchmarks/train.py [--threads 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from playground.build import build_model
+from playground.data import DataSplit, load_dataset
+from playground.optim import build_optimizer
+from playground.presets import get_preset
+from playground.spec import NetworkSpec
+from playground.train import TrainSettings, train
+
+
+def bare_loop(spec: NetworkSpec, settings: TrainSettings, data: DataSplit) -> float:
+    """The plainest loop doing the same optimisation; returns samples/s of its loop."""
+    torch.manual_seed(settings.seed)
+    model = build_model(spec)
+    model.train()
+    opt = build_optimizer(settings.optimizer, model, lr=settings.lr)
+    x = data.train_x.reshape(data.train_x.shape[0], *spec.input.shape)
+    y = data.train_y
+    gen = torch.Generator().manual_seed(settings.seed)
+    b, n = settings.batch_size, int(x.shape[0])
+    step = 0
+    t0 = time.perf_counter()
+    while step < settings.steps:
+        order = torch.randperm(n, generator=gen)
+        for start in range(0, n - b + 1, b):
+            if step == settings.steps:
+                break
+            idx = order[start:start + b]
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            step += 1
+    float(loss.detach())  # wait for the last step (a no-op on CPU, a sync on a GPU)
+    return settings.steps * b / (time.perf_counter() - t0)
+
+
+def instrumented(spec: NetworkSpec, settings: TrainSettings, data: DataSplit) -> float:
+    """train() with everything recorded; returns samples/s of its loop (evaluation excluded)."""
+    records: list[dict] = []
+    result = train(spec, settings, emit=records.extend, data=data)
+    assert result.status == "finished", result.message
+    return float(result.summary["samples_per_s"])
+
+
+def timed(fn, *args) -> tuple[float, float]:
+    """(loop samples/s as ``fn`` reports it, CPU seconds of this process for the whole call)."""
+    c = time.process_time()
+    rate = fn(*args)
+    return rate, time.process_time() - c
+
+
+CASES = (
+    ("small_cnn", "shapes", (3, 32, 32), 60),
+    ("deep_sigmoid_mlp", "digits", (1, 16, 16), 300),
+)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply the step counts")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU; median of "
+          f"{args.repeats} alternating runs of each loop after one warm-up\n")
+    print("| model | data | batch | steps | bare loop samples/s | train() samples/s | ratio | "
+          "ratio, whole call in CPU time |")
+    print("|---|---|---|---|---|---|---|---|")
+    for preset, dataset, shape, steps in CASES:
+        steps = max(10, int(steps * args.scale))
+        spec = get_preset(preset)
+        data = load_dataset(dataset, input_shape=shape, n_train=1000, n_val=200)
+        settings = TrainSettings(dataset=dataset, optimizer="adam", lr=1e-3, batch_size=64,
+                                 steps=steps, eval_every=steps, device="cpu")
+        bare_loop(spec, settings, data)  # warm-up: allocator, kernels, caches
+        instrumented(spec, settings, data)
+        bare, inst = [], []
+        for _ in range(args.repeats):
+            bare.append(timed(bare_loop, spec, settings, data))
+            inst.append(timed(instrumented, spec, settings, data))
+        b, i = (statistics.median(t[0] for t in r) for r in (bare, inst))
+        bc, ic = (statistics.median(t[1] for t in r) for r in (bare, inst))
+        print(f"| {preset} | {dataset} {'x'.join(map(str, shape))} | 64 | {steps} | {b:,.0f} | "
+              f"{i:,.0f} | {i / b:.2f}x | {bc / ic:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

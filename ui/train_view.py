@@ -1,0 +1,168 @@
+"""The live view of one run: status, progress with ETA, summary and charts from the store.
+
+A fragment re-reads the store about once a second while the run is queued or running
+(``st.fragment(run_every=...)``) and stops polling when it ends. New records are fetched with
+the store's row cursor and appended to a per-session cache, so each poll reads only what is
+new; a reload or a second tab rebuilds everything from the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from playground.errors import PlaygroundError
+from playground.runs import ACTIVE_STATUSES, Run
+from ui.charts import PALETTE
+from ui.format import fmt_duration, fmt_int
+from ui.jobs import get_runner, get_store
+from ui.run_charts import (
+    accuracy_chart,
+    activation_stats_chart,
+    grad_norm_chart,
+    layer_heatmap,
+    layer_lines_chart,
+    loss_chart,
+    lr_chart,
+)
+
+STATUS_ICON = {
+    "queued": ":material/schedule:", "running": ":material/play_circle:",
+    "finished": ":material/check_circle:", "early_stopped": ":material/check_circle:",
+    "stopped": ":material/stop_circle:", "diverged": ":material/warning:",
+    "failed": ":material/error:", "interrupted": ":material/pause_circle:",
+}
+
+
+def _metrics(run_id: int) -> dict[str, Any]:
+    """This session's cache of a run's series, topped up from the store's row cursor."""
+    cache = st.session_state.run_cache.setdefault(
+        run_id, {"cursor": 0, "series": {}, "labels": None, "act_labels": None})
+    store = get_store()
+    new, cursor = store.poll_metrics(run_id, cache["cursor"])
+    for name, s in new.items():
+        if name in {"layers", "activations"}:
+            continue
+        into = cache["series"].setdefault(name, {"steps": [], "values": []})
+        into["steps"].extend(s["steps"])
+        into["values"].extend(s["values"])
+    cache["cursor"] = cursor
+    if cache["labels"] is None and ("layers" in new or cursor):
+        cache["labels"] = store.layer_labels(run_id, "layers")
+        cache["act_labels"] = store.layer_labels(run_id, "activations")
+    return cache
+
+
+def _progress(run: Run, series: dict[str, Any]) -> tuple[int, int, float | None]:
+    total = int(run.summary.get("total_steps") or run.settings.get("steps") or 1)
+    done = series["loss"]["steps"][-1] if series.get("loss", {}).get("steps") else 0
+    elapsed = series["elapsed_s"]["values"][-1] if series.get("elapsed_s", {}).get("values") \
+        else None
+    eta = None
+    if elapsed is not None and done > 0 and run.status == "running":
+        eta = elapsed / done * max(total - done, 0)
+    return done, total, eta
+
+
+def _header(run: Run, series: dict[str, Any]) -> None:
+    icon = STATUS_ICON.get(run.status, "")
+    done, total, eta = _progress(run, series)
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    left.markdown(f"#### {icon} Run {run.id}: {run.title}")
+    if run.status in ACTIVE_STATUSES and right.button("Stop", icon=":material/stop:",
+                                                      key=f"stop_{run.id}"):
+        try:
+            get_runner().cancel(run.id)
+            st.toast(f"Stopping run {run.id}...")
+        except PlaygroundError as err:
+            st.error(str(err))
+    text = f"{run.status.replace('_', ' ')}: step {fmt_int(done)} of {fmt_int(total)}"
+    if eta is not None:
+        text += f", about {fmt_duration(eta)} left"
+    st.progress(min(done / max(total, 1), 1.0), text=text)
+    if run.status == "diverged":
+        st.error(run.message, icon=":material/warning:")
+    elif run.status in {"failed", "interrupted"}:
+        st.error(run.message or f"The run {run.status}.")
+    elif run.status in {"stopped", "early_stopped"} and run.message:
+        st.info(run.message)
+    elif run.status == "finished" and run.message:
+        st.success(run.message)
+
+
+def _summary(series: dict[str, Any]) -> None:
+    def last(name: str) -> float | None:
+        values = series.get(name, {}).get("values")
+        return values[-1] if values else None
+
+    c1, c2, c3, c4 = st.columns(4)
+    va, vl, loss, gn = last("val_acc"), last("val_loss"), last("loss"), last("grad_norm")
+    c1.metric("Validation accuracy", "n/a" if va is None else f"{va:.1%}")
+    c2.metric("Validation loss", "n/a" if vl is None else f"{vl:.3f}")
+    c3.metric("Training loss", "n/a" if loss is None else f"{loss:.3f}")
+    c4.metric("Gradient norm", "n/a" if gn is None else f"{gn:.3g}")
+
+
+def _charts(cache: dict[str, Any]) -> None:
+    series = cache["series"]
+    labels = cache["labels"] or []
+    act_labels = cache["act_labels"] or []
+    item = [("", PALETTE[0], series)]
+    tabs = st.tabs(["Loss & accuracy", "Gradients", "Activations", "Learning rate"],
+                   key="train_tab", on_change="rerun")
+    if tabs[0].open is not False:
+        with tabs[0]:
+            c1, c2 = st.columns(2)
+            c1.plotly_chart(loss_chart(item), width="stretch", key="ch_loss")
+            c2.plotly_chart(accuracy_chart(item), width="stretch", key="ch_acc")
+            st.caption("Faint lines: every batch; solid: moving average; dashed: validation.")
+    if tabs[1].open:
+        with tabs[1]:
+            c1, c2 = st.columns(2)
+            c1.plotly_chart(grad_norm_chart(item), width="stretch", key="ch_gn")
+            c2.plotly_chart(layer_lines_chart(series, labels), width="stretch", key="ch_gl")
+            st.plotly_chart(layer_heatmap(series, labels), width="stretch", key="ch_hm")
+            st.caption("Each row is a layer, first layer at the top. A dark band over the first "
+                       "layers means their gradients vanish; a bright band spreading from the "
+                       "output means they explode.")
+    if tabs[2].open:
+        with tabs[2]:
+            c1, c2 = st.columns(2)
+            c1.plotly_chart(activation_stats_chart(series, act_labels), width="stretch",
+                            key="ch_act")
+            c2.plotly_chart(layer_lines_chart(series, labels, "update_ratio_layer",
+                                              "Update / weight ratio per layer",
+                                              "||step|| / ||weight|| (log)"),
+                            width="stretch", key="ch_upd")
+            st.caption("Dead ReLU units output zero for every example; saturated sigmoid/tanh "
+                       "units sit on a flat end where the slope is almost zero. A healthy "
+                       "update/weight ratio is around 1e-3 (CS231n).")
+    if tabs[3].open:
+        with tabs[3]:
+            st.plotly_chart(lr_chart(item), width="stretch", key="ch_lr")
+
+
+def run_view(run_id: int) -> None:
+    """Draw one run; polls once a second while it is active."""
+    try:
+        run = get_store().get_run(run_id)
+    except PlaygroundError as err:
+        st.warning(str(err))
+        return
+    active = run.status in ACTIVE_STATUSES
+
+    @st.fragment(run_every=1.0 if active else None)
+    def live() -> None:
+        current = get_store().get_run(run_id)
+        cache = _metrics(run_id)
+        _header(current, cache["series"])
+        _summary(cache["series"])
+        _charts(cache)
+        notes = current.summary.get("notes") or []
+        for note in notes:
+            st.caption(f"Note: {note}")
+        if active and current.status not in ACTIVE_STATUSES:
+            st.rerun()  # the run ended: redraw the page once, without the timer
+
+    live()
