@@ -71,6 +71,16 @@ def relu_mlp(depth: int = 3) -> NetworkSpec:
     )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine, OpenMP threads that wait for a busy
+    core make tiny ops hundreds of times slower; one thread keeps the timing predictable."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def digits() -> DataSplit:
     return load_dataset("digits")
@@ -491,3 +501,14 @@ def test_augment_on_points_is_a_note(points_spec: NetworkSpec, spirals: DataSpli
                     batch_size=32)
     assert result.status == "finished"
     assert any("images only" in n for n in result.summary["notes"])
+
+
+def test_parameter_limit(points_spec: NetworkSpec, spirals: DataSplit,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLAYGROUND_MAX_PARAMS", "100")
+    with pytest.raises(ConfigError, match=r"has 626 parameters; the limit here is 100"):
+        run(points_spec, spirals, dataset="spirals")
+    monkeypatch.setenv("PLAYGROUND_MAX_STEPS", "10")
+    monkeypatch.setenv("PLAYGROUND_MAX_PARAMS", "1000")
+    with pytest.raises(ConfigError, match="more than the limit of 10"):
+        run(points_spec, spirals, dataset="spirals", steps=11)

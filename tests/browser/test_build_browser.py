@@ -23,7 +23,7 @@ def _metric(pg, label: str) -> str:
 def _choose(pg, label: str, option: str) -> None:
     """Pick ``option`` in the selectbox labelled ``label``, retrying while a rerun redraws it."""
     for _ in range(20):
-        pg.get_by_label(label).first.click()
+        pg.get_by_label(label, exact=True).first.click()
         item = pg.get_by_role("option", name=option, exact=True)
         try:
             item.wait_for(timeout=3_000)

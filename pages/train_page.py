@@ -19,7 +19,7 @@ from playground.train import resolve_device, settings_from_dict
 from ui.format import fmt_int, fmt_si
 from ui.jobs import get_runner, get_store
 from ui.state import show_flash
-from ui.train_view import STATUS_ICON, run_view
+from ui.train_view import run_view
 
 st.title("Train")
 st.caption(
@@ -184,6 +184,8 @@ with right:
                 st.session_state.tr_run = active[0] if active else ids[0]
             by_id = {r.id: r for r in runs}
             st.selectbox("Run", ids, key="tr_run",
-                         format_func=lambda i: f"{STATUS_ICON.get(by_id[i].status, '')} "
+                         format_func=lambda i: f"#{i} {by_id[i].title} "
+                         f"({by_id[i].status.replace('_', ' ')} when listed)"
+                         if by_id[i].status in ACTIVE_STATUSES else
                          f"#{i} {by_id[i].title} ({by_id[i].status.replace('_', ' ')})")
             run_view(st.session_state.tr_run)
