@@ -16,12 +16,12 @@ POINTS = ("() => { const p = document.querySelector('.js-plotly-plot');"
           " : 0; }")
 
 
-def _progress(pg) -> str:  # noqa: ANN001
+def _progress(pg) -> str:
     box = pg.locator('[data-testid="stProgress"]')
     return box.first.inner_text() if box.count() else ""
 
 
-def test_live_training_grows_stops_and_reattaches(page, app_url: str) -> None:  # noqa: ANN001
+def test_live_training_grows_stops_and_reattaches(page, app_url: str) -> None:
     page.goto(f"{app_url}/?user=Grace")
     wait_for_app(page, "Build a network")
     page.get_by_role("link", name="Train").click()
