@@ -25,6 +25,7 @@ from playground.spec import (
     spec_from_text,
     spec_from_yaml,
 )
+from playground.targets import analyse_spec
 
 SMALL_PRESETS = [p.name for p in list_presets() if p.spec().input.height <= 32]
 
@@ -266,4 +267,7 @@ def test_any_spec_builds_cleanly_or_names_a_layer(spec: NetworkSpec) -> None:
     out = model.eval()(torch.zeros(2, *spec.input.shape, device="meta"))
     assert tuple(out.shape) == (2, spec.num_classes)
     assert plan_network(spec).out_shape == (spec.num_classes,)
+    analysis = analyse_spec(spec)
+    assert analysis.final_shape == (spec.num_classes,)
+    assert sum(r.macs for r in analysis.rows) == analysis.macs
     json.loads(spec.to_json())

@@ -205,29 +205,30 @@ def stem_editor() -> None:
     if spec.stem is None:
         return
     stem = spec.stem
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3 = st.columns(3)
     c1.number_input("Width", 1, 8192, stem.width, key=_k("stem_w"), on_change=_set_part,
                     args=("stem", "width", _k("stem_w")))
     c2.number_input("Kernel", 1, 31, stem.kernel, key=_k("stem_k"), on_change=_set_part,
                     args=("stem", "kernel", _k("stem_k")))
     c3.number_input("Stride", 1, 8, stem.stride, key=_k("stem_s"), on_change=_set_part,
                     args=("stem", "stride", _k("stem_s")))
-    _pool_widgets(c4, None, stem.pool, "stem")
+    _pool_widgets(None, stem.pool, "stem")
 
 
-def _pool_widgets(col, i: int | None, pool: PoolSpec | None, tag: str) -> None:
+def _pool_widgets(i: int | None, pool: PoolSpec | None, tag: str) -> None:
+    """One row: pool kind, kernel, stride, padding (the last three only when pooling)."""
     kind = pool.kind if pool else "none"
     keys = (_k(tag, "pk"), _k(tag, "pkk"), _k(tag, "pks"), _k(tag, "pkp"))
-    col.selectbox("Pool after", POOLS, POOLS.index(kind), key=keys[0], on_change=_set_pool,
-                  args=(i, *keys), help="Pooling after the stage: none, max or average.")
+    a, b, c, d = st.columns(4)
+    a.selectbox("Pool after", POOLS, POOLS.index(kind), key=keys[0], on_change=_set_pool,
+                args=(i, *keys), help="Pooling after the stage: none, max or average.")
     if pool is not None and pool.kind != "none":
-        a, b, c = col.columns(3)
-        a.number_input("k", 1, 31, pool.kernel, key=keys[1], on_change=_set_pool, args=(i, *keys),
-                       help="pool kernel")
-        b.number_input("s", 1, 31, pool.effective_stride, key=keys[2], on_change=_set_pool,
-                       args=(i, *keys), help="pool stride")
-        c.number_input("p", 0, 15, pool.padding, key=keys[3], on_change=_set_pool,
-                       args=(i, *keys), help="pool padding")
+        b.number_input("Pool kernel", 1, 31, pool.kernel, key=keys[1], on_change=_set_pool,
+                       args=(i, *keys))
+        c.number_input("Pool stride", 1, 31, pool.effective_stride, key=keys[2],
+                       on_change=_set_pool, args=(i, *keys))
+        d.number_input("Pool padding", 0, 15, pool.padding, key=keys[3], on_change=_set_pool,
+                       args=(i, *keys))
 
 
 def _inherit_select(col, label: str, i: int, field: str, names: list[str], value: str | None,
@@ -287,7 +288,7 @@ def stage_editor(i: int, stage: StageSpec, problems: list[Problem], summary: str
                         d.activation)
         _inherit_select(c8, "Normalisation", i, "norm", NORMS.names(), stage.norm, d.norm)
         _inherit_select(c9, "Init", i, "init", INITS.names(), stage.init, d.init)
-        c10, c11, c12 = st.columns(3)
+        c10, c11 = st.columns(2)
         residual_default = stage.block in {"basic", "bottleneck"}
         c10.toggle("Residual", stage.residual if stage.residual is not None else residual_default,
                    key=_k("s", i, "residual"), on_change=_set_stage,
@@ -299,7 +300,7 @@ def stage_editor(i: int, stage: StageSpec, problems: list[Problem], summary: str
                          key=_k("s", i, "dropout"), on_change=_set_stage,
                          args=(i, "dropout", _k("s", i, "dropout")))
         if stage.block != "linear":
-            _pool_widgets(c12, i, stage.pool, f"s{i}")
+            _pool_widgets(i, stage.pool, f"s{i}")
         b1, b2, b3, b4, _ = st.columns([1, 1, 1, 1, 3])
         n = len(spec.stages)
         b1.button(":material/arrow_upward:", key=_k("s", i, "up"), on_click=_stage_op,
