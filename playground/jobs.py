@@ -440,12 +440,13 @@ class LocalRunner:
         run = self.store.get_run(run_id)
         with self._lock:
             self._check_open()
-            if run_id in self._pending or any(w.run_id == run_id for w in self._workers):
-                return
+            # the store's status decides: a worker may not have reported a finished run yet
             if run.status != "queued":
                 raise PlaygroundError(
                     f"run #{run_id} is {run.status}; only a queued run can be started"
                 )
+            if run_id in self._pending or any(w.run_id == run_id for w in self._workers):
+                return
             active = self.store.count_active(run.owner)  # includes this run
             try:
                 self._check_quota(run.owner, active - 1)
