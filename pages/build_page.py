@@ -93,6 +93,11 @@ if analysis is not None:
                   f"{fmt_bytes(mem['gradients'])} + optimiser state "
                   f"{fmt_bytes(mem['optimizer_state'])} + saved activations "
                   f"{fmt_bytes(mem['activations'])}, float32.")
+        if not zoo and not problems and c8.button("Train this design",
+                                                  icon=":material/play_arrow:",
+                                                  key="to_train"):
+            st.session_state.tr_network = "__current__"
+            st.switch_page("pages/train_page.py")
 
 
 left, right = st.columns([5, 7], gap="large")

@@ -191,3 +191,11 @@ def test_upload_of_valid_yaml_opens_it() -> None:
     at.file_uploader(key="upload").set_value(("lenet.yaml", content, "application/x-yaml")).run()
     assert not at.exception, at.exception
     assert _metric(at, "Parameters") == "61,706"
+
+
+def test_train_this_design_opens_the_train_page() -> None:
+    at = _open(_app({"user": "Ada"}), "Classic networks", "lenet5")
+    at.button(key="to_train").click().run()
+    assert not at.exception, at.exception
+    assert any(t.value == "Train" for t in at.title)
+    assert at.session_state["tr_network"] == "__current__"
