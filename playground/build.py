@@ -527,7 +527,9 @@ def _shortcut(w: _Walker, in_shape: Shape, base: str, where: str, i: int, s: Sta
             return nn.Identity() if w.make else None
         w.record(f"{base}.shortcut.fc", f"{where}, shortcut (linear)", i, "linear", out_shape,
                  in_shape)
-        return nn.Linear(in_shape[0], out_shape[0], bias=False) if w.make else None
+        if not w.make:
+            return None
+        return _container([("fc", nn.Linear(in_shape[0], out_shape[0], bias=False))])
     cin, h, wd = in_shape
     cout = out_shape[0]
     sc_hw = (conv_out(h, 1, stride, 0), conv_out(wd, 1, stride, 0))

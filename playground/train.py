@@ -25,10 +25,17 @@ Conventions
   outputs with ``|y| > 0.97`` (slope below ~6% of its maximum); 0 for other activations.
 - Every value in a record is a finite float: a value that is inf/NaN is never emitted.
 
-Cost: per-step values stay on the device (one ``torch._foreach_norm`` over all gradients, one
-over the weight deltas and weights) and are copied to the host every ``flush_every`` steps, at
-evaluations and at the end; activation hooks are attached only for the forward passes that
-record statistics. ``benchmarks/train.py`` measures the overhead against a bare loop.
+Records leave in batches: ``emit`` is called at each flush (every ``flush_every`` steps, but at
+most about four times a second, always at evaluations and at the end) with the records since
+the last one; a batch is grouped by series, not sorted by step.
+
+Cost: per-step values stay on the device until a flush (no host sync per step on a GPU): the
+gradients and the layer weights are copied into buffers grouped by size, so every norm of a
+step takes a handful of kernels, written straight into a preallocated table; the accuracy is
+computed at the flush from the kept logits. Activation hooks are attached only for the forward
+passes that record statistics. The inf/NaN check runs at each flush, on the host copy, and
+names the first bad step exactly. ``benchmarks/train.py`` compares ``train()`` with a bare
+loop.
 
 Statuses (:data:`STATUSES`): ``finished``, ``early_stopped`` (validation loss stopped improving),
 ``stopped`` (``should_stop()`` or the wall-clock limit), ``diverged`` (inf/NaN loss or gradient)
@@ -197,7 +204,8 @@ class TrainSettings(BaseModel):
         None, description="stop after this many evaluations without a lower validation loss"
     )
     stats_every: int = Field(25, description="steps between activation statistics (0 = never)")
-    flush_every: int = Field(10, description="steps between copies of the metrics to the host")
+    flush_every: int = Field(10, description="steps between flushes of records to emit (at "
+                             "most ~4 a second; always at evaluations and the end)")
 
     @field_validator("dataset")
     @classmethod
@@ -612,9 +620,6 @@ class _Recorder:
     def add_stats(self, step: int, stats: _StatsSample) -> None:
         self.stats.append((step, stats))
 
-    def add(self, record: Record) -> None:
-        self.out.append(record)
-
     def collect(self, check_grads: bool = True) -> tuple[int | None, str]:
         """Move the buffer to host records. Returns (first bad step, what went bad) or (None, "").
 
@@ -699,7 +704,8 @@ class _Recorder:
                                  (mean, std, dead, sat), strict=True):
                 self._vector(step, name, row)
 
-    def _scalar(self, step: int, name: str, value: float) -> None:
+    def scalar(self, step: int, name: str, value: float) -> None:
+        """Queue one scalar record for the next ``send`` (left out when not finite)."""
         if math.isfinite(value):
             self.out.append({"step": step, "name": name, "value": float(value)})
 
@@ -765,12 +771,13 @@ def train(
     device = resolve_device(settings.device)
     notes: list[str] = []
 
-    torch.manual_seed(settings.seed)
-    model = build_model(spec).to(device)
-    num_params = sum(p.numel() for p in model.parameters())
+    # count on the meta device first: a network over the limit is never allocated
+    num_params = sum(p.numel() for p in build_model(spec, device="meta").parameters())
     if num_params > limits.max_params:
         raise ConfigError(f"the network has {num_params:,} parameters; the limit here is "
                           f"{limits.max_params:,} (PLAYGROUND_MAX_PARAMS)")
+    torch.manual_seed(settings.seed)
+    model = build_model(spec).to(device)
     d = _prepare_data(spec, settings, data, device)
     notes += d.notes
     n_train = int(d.train_x.shape[0])
@@ -859,8 +866,8 @@ def train(
         val_loss, val_acc = _evaluate(model, d.val_x, d.val_y, amp_ctx)
         eval_time += time.perf_counter() - te
         last_eval = at
-        rec._scalar(at, "val_loss", val_loss)
-        rec._scalar(at, "val_acc", val_acc)
+        rec.scalar(at, "val_loss", val_loss)
+        rec.scalar(at, "val_acc", val_acc)
         if best_val_acc is None or val_acc > best_val_acc:
             best_val_acc, best_val_step = val_acc, at
         if val_loss < best_val_loss:
@@ -872,7 +879,7 @@ def train(
         nonlocal last_flush
         last_flush = time.perf_counter()
         bad, what = rec.collect(check_grads=scaler is None)
-        rec._scalar(step if bad is None else bad - 1, "elapsed_s", time.perf_counter() - t0)
+        rec.scalar(step if bad is None else bad - 1, "elapsed_s", time.perf_counter() - t0)
         return bad, what
 
     try:

@@ -271,3 +271,18 @@ def test_any_spec_builds_cleanly_or_names_a_layer(spec: NetworkSpec) -> None:
     assert analysis.final_shape == (spec.num_classes,)
     assert sum(r.macs for r in analysis.rows) == analysis.macs
     json.loads(spec.to_json())
+
+
+def test_plan_names_are_module_names_for_every_block_kind() -> None:
+    spec = NetworkSpec(
+        stem=None,
+        stages=(StageSpec(width=8, residual=True, stride=2),
+                StageSpec(block="bottleneck", width=4, stride=2),
+                StageSpec(block="basic", width=24, shortcut="pad", stride=2),
+                StageSpec(block="linear", width=12, residual=True, depth=2)),
+        defaults=spec_from_dict({}).defaults.model_copy(update={"dropout": 0.1}),
+        head=HeadSpec(hidden=(7,), dropout=0.2),
+    )
+    modules = {n for n, _ in build_model(spec, device="meta").named_modules()}
+    planned = {e.name for e in plan_network(spec).entries}
+    assert planned <= modules, planned - modules

@@ -512,3 +512,15 @@ def test_parameter_limit(points_spec: NetworkSpec, spirals: DataSplit,
     monkeypatch.setenv("PLAYGROUND_MAX_PARAMS", "1000")
     with pytest.raises(ConfigError, match="more than the limit of 10"):
         run(points_spec, spirals, dataset="spirals", steps=11)
+
+
+def test_records_leave_in_batches(points_spec: NetworkSpec, spirals: DataSplit) -> None:
+    batches: list[list[dict]] = []
+    result = train(points_spec, TrainSettings(dataset="spirals", steps=300, batch_size=32,
+                                              eval_every=300, flush_every=1000),
+                   emit=batches.append, data=spirals)
+    assert result.status == "finished"
+    assert [r["name"] for r in batches[0]] == ["layers", "activations"]
+    per_batch = [{r["step"] for r in b if r["name"] == "loss"} for b in batches[1:]]
+    assert all(len(steps) <= 256 for steps in per_batch)  # the device table's rows
+    assert sorted(s for steps in per_batch for s in steps) == list(range(1, 301))
