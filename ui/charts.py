@@ -13,10 +13,10 @@ import plotly.graph_objects as go
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#17becf"]
 _LAYOUT = {
-    "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
-    "height": 340,
+    "margin": {"l": 60, "r": 20, "t": 40, "b": 100},
+    "height": 390,
     "hovermode": "x unified",
-    "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1.0},
+    "legend": {"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0},
     # No named template: resolving one deep-copies it (~25 ms a figure); set the look directly.
     "plot_bgcolor": "white",
     "paper_bgcolor": "white",

@@ -121,7 +121,8 @@ def layer_lines_chart(metrics: Series, labels: Sequence[str], name: str = "grad_
                                  line={"color": colors[i], "width": 1.5},
                                  hovertemplate=f"{label}<br>step %{{x}}<br>%{{y:.3g}}"
                                  "<extra></extra>"))
-    fig.update_layout(hovermode="closest", showlegend=len(labels) <= 12)
+    # colour encodes depth (first layer purple, last yellow); names are in the hover text
+    fig.update_layout(hovermode="closest", showlegend=False)
     return fig
 
 
@@ -175,9 +176,11 @@ def gradient_flow_chart(items: Sequence[tuple[str, str, Sequence[str], Sequence[
 
 
 def activation_stats_chart(metrics: Series, labels: Sequence[str]) -> go.Figure:
-    """At the latest statistics step: dead-ReLU and saturated fractions per activation layer."""
-    fig = _fig("Activation health (latest measurement)", "activation layer",
+    """At the latest statistics step, per activation layer (1 = first): dead-ReLU and saturated
+    fractions as bars, and the output's standard deviation as a line on the right axis."""
+    fig = _fig("Activation health (latest measurement)", "activation layer (1 = first)",
                "fraction of units")
+    x = list(range(1, len(labels) + 1))
     latest = None
     for name, label, color in (("act_dead", "dead ReLU units", PALETTE[1]),
                                ("act_saturated", "saturated sigmoid/tanh units", PALETTE[3])):
@@ -186,10 +189,20 @@ def activation_stats_chart(metrics: Series, labels: Sequence[str]) -> go.Figure:
             continue
         last = max(range(len(series["steps"])), key=lambda i: series["steps"][i])
         latest = series["steps"][last]
-        fig.add_trace(go.Bar(x=[f"{i + 1}. {lb}" for i, lb in enumerate(labels)],
-                             y=series["values"][last], name=label, marker_color=color))
-    fig.update_yaxes(range=[0, 1])
-    fig.update_xaxes(tickangle=-60, tickfont={"size": 10})
+        fig.add_trace(go.Bar(x=x, y=series["values"][last], name=label, marker_color=color,
+                             text=list(labels), hovertemplate="%{text}<br>%{y:.1%}"
+                             "<extra>" + label + "</extra>"))
+    std = metrics.get("act_std")
+    if std and std["steps"]:
+        last = max(range(len(std["steps"])), key=lambda i: std["steps"][i])
+        fig.add_trace(go.Scatter(x=x, y=std["values"][last], name="output std (right axis)",
+                                 mode="lines+markers", yaxis="y2", text=list(labels),
+                                 line={"color": PALETTE[0]},
+                                 hovertemplate="%{text}<br>std %{y:.3g}<extra></extra>"))
+        fig.update_layout(yaxis2={"title": "standard deviation", "overlaying": "y",
+                                  "side": "right", "showgrid": False, "rangemode": "tozero"})
+    fig.update_yaxes(range=[0, 1], selector={"overlaying": None})
+    fig.update_layout(yaxis={"range": [0, 1]}, hovermode="closest")
     if latest is not None:
-        fig.update_layout(title=f"Activation health at step {latest}", hovermode="closest")
+        fig.update_layout(title=f"Activation health at step {latest}")
     return fig

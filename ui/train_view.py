@@ -123,9 +123,10 @@ def _charts(cache: dict[str, Any]) -> None:
             c1.plotly_chart(grad_norm_chart(item), width="stretch", key="ch_gn")
             c2.plotly_chart(layer_lines_chart(series, labels), width="stretch", key="ch_gl")
             st.plotly_chart(layer_heatmap(series, labels), width="stretch", key="ch_hm")
-            st.caption("Each row is a layer, first layer at the top. A dark band over the first "
-                       "layers means their gradients vanish; a bright band spreading from the "
-                       "output means they explode.")
+            st.caption("Per-layer lines: purple = first layers, yellow = last (hover for "
+                       "names). Heatmap: each row is a layer, first layer at the top. A dark "
+                       "band over the first layers means their gradients vanish; a bright band "
+                       "spreading from the output means they explode.")
     if tabs[2].open:
         with tabs[2]:
             c1, c2 = st.columns(2)
