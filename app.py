@@ -30,8 +30,9 @@ PAGES = [
     st.Page("pages/build_page.py", title="Build", icon=":material/construction:", default=True,
             url_path="build"),
     st.Page("pages/train_page.py", title="Train", icon=":material/monitoring:", url_path="train"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
-    st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+    st.Page("pages/compare_page.py", title="Compare", icon=":material/compare:",
+            url_path="compare"),
+    st.Page("pages/learn_page.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
 
 page = st.navigation(PAGES)

@@ -12,6 +12,7 @@ from playground.errors import ConfigError
 from playground.presets import get_preset
 from playground.share import decode_spec
 from playground.spec import NetworkSpec
+from ui.compare_state import COMPARE_KEYS
 
 DEFAULT_PRESET = "small_cnn"
 
@@ -44,6 +45,7 @@ KEYS = {
     "tr_ntrain": 0,
     "tr_augment": False,
     "tr_amp": "off",
+    **COMPARE_KEYS,  # Compare and Learn pages
 }
 
 
