@@ -8,7 +8,7 @@
 | PLAYGROUND_MAX_PARAMS | 50,000,000 | largest model a training run may use |
 | PLAYGROUND_MAX_STEPS | 20,000 | most optimiser steps per run |
 | PLAYGROUND_MAX_WALL_S | 900 | a run is stopped after this many seconds |
-| PLAYGROUND_MAX_QUEUED | 4 | queued or running runs per user |
+| PLAYGROUND_MAX_QUEUED | 16 | queued or running runs per user (an experiment suite has up to 12) |
 | PLAYGROUND_WORKERS | 1 | worker processes on CPU (one per GPU on CUDA) |
 | PLAYGROUND_DEVICE | auto | ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda``, ``cuda:1``... |
 | PLAYGROUND_MAX_UPLOAD_BYTES | 262,144 | largest spec file accepted by upload or CLI |
@@ -53,7 +53,7 @@ def get_settings() -> Settings:
         max_params=_int("PLAYGROUND_MAX_PARAMS", 50_000_000),
         max_steps=_int("PLAYGROUND_MAX_STEPS", 20_000),
         max_wall_s=_int("PLAYGROUND_MAX_WALL_S", 900),
-        max_queued=_int("PLAYGROUND_MAX_QUEUED", 4),
+        max_queued=_int("PLAYGROUND_MAX_QUEUED", 16),
         workers=max(1, _int("PLAYGROUND_WORKERS", 1)),
         device=os.environ.get("PLAYGROUND_DEVICE", "auto"),
         max_upload_bytes=_int("PLAYGROUND_MAX_UPLOAD_BYTES", 262_144),
