@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from playground.presets import get_preset
 from playground.runs import RunStore, default_db_path
 from playground.targets import analyse_spec, analyse_zoo
 from playground.train import TrainSettings
+from tests.helpers import wait_until
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -131,17 +131,6 @@ def test_experiments_need_a_name() -> None:
     assert any("Enter your name" in w.value for w in at.warning)
 
 
-def _wait(at: AppTest, done, timeout: float = 90) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        at.run()
-        assert not at.exception, at.exception
-        if done():
-            return
-        time.sleep(0.5)
-    raise AssertionError("timed out waiting for the experiment")
-
-
 def test_experiment_suite_runs_through_the_runner_and_shows_results() -> None:
     at = _page("pages/compare_page.py", cmp_tab="Experiments", exp_suite="lr_clip")
     at.toggle(key="exp_quick").set_value(True).run()
@@ -154,7 +143,8 @@ def test_experiment_suite_runs_through_the_runner_and_shows_results() -> None:
         return len(rows) == 8 and not rows["status"].isin(
             ["queued", "running"]).any() and not rows["status"].str.startswith("waiting").any()
 
-    _wait(at, finished)  # more runs than the queue allows: the page tops the queue up
+    # with more runs than the queue allows, the page tops the queue up as runs finish
+    wait_until(at, finished, what="the experiment")
     rows = _table(at, "exp_results").set_index("variant")
     assert rows.loc["lr 1, no clipping", "status"].startswith("diverged at step")
     assert rows.loc["lr 1, clip 1", "status"] == "finished"

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
+
+from tests.helpers import wait_until
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -25,17 +26,6 @@ def at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
 def _progress(at: AppTest) -> str:
     bars = at.get("progress")
     return bars[0].proto.text if bars else ""
-
-
-def _wait(at: AppTest, done: callable, timeout: float = 90) -> None:  # type: ignore[valid-type]
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        at.run()
-        assert not at.exception, at.exception
-        if done():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out; progress: {_progress(at)!r}")
 
 
 def test_train_page_needs_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,7 +57,7 @@ def test_start_run_see_it_live_and_finish(at: AppTest) -> None:
     at.button(key="tr_start").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    _wait(at, lambda: "finished" in _progress(at))
+    wait_until(at, lambda: "finished" in _progress(at), what="the run to finish")
     assert "step 60 of 60" in _progress(at)
     values = {m.label: m.value for m in at.metric}
     assert values["Validation accuracy"].endswith("%")
@@ -87,9 +77,9 @@ def test_stop_a_running_run_keeps_its_metrics(at: AppTest) -> None:
     at.session_state["tr_batch"] = 16
     at.run()
     at.button(key="tr_start").click().run()
-    _wait(at, lambda: "running: step" in _progress(at) and "step 0 of" not in _progress(at))
+    wait_until(at, lambda: "running: step" in _progress(at) and "step 0 of" not in _progress(at))
     run_id = at.session_state["tr_run"]
     at.button(key=f"stop_{run_id}").click().run()
-    _wait(at, lambda: _progress(at).startswith("stopped"))
+    wait_until(at, lambda: _progress(at).startswith("stopped"))
     assert "of 5,000" in _progress(at)
     assert at.metric[2].value != "n/a"  # the training loss recorded before the stop

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -121,6 +121,32 @@ def wait_for_app(pg, text: str | None = None) -> None:
             break
         time.sleep(0.2)
     time.sleep(0.3)
+
+
+def pick_option(pg, open_list: Callable[[], None], option: str) -> None:
+    """Open a dropdown with ``open_list()`` and click ``option``, retrying while a rerun
+    replaces the widget under the pointer (the list then belongs to a stale widget)."""
+    for _ in range(20):
+        open_list()
+        item = pg.get_by_role("option", name=option, exact=True)
+        try:
+            item.wait_for(timeout=3_000)
+            item.click()
+            return
+        except Exception:
+            pg.keyboard.press("Escape")
+            wait_for_app(pg)
+    raise AssertionError(f"option {option!r} never appeared")
+
+
+def choose(pg, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label`` and wait until it shows it."""
+    pick_option(pg, lambda: pg.get_by_label(label, exact=True).first.click(), option)
+    pg.wait_for_function(
+        "([label, option]) => [...document.querySelectorAll('input[role=combobox]')]"
+        ".some(e => e.getAttribute('aria-label') === label && e.value === option)",
+        arg=[label, option])
+    wait_for_app(pg)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -10,7 +10,7 @@ import pytest
 
 from playground.presets import get_preset
 from playground.share import encode_spec
-from tests.browser.conftest import ARTIFACTS, ROOT, wait_for_app
+from tests.browser.conftest import ARTIFACTS, ROOT, choose, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -20,30 +20,9 @@ def _metric(pg, label: str) -> str:
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
-def _choose(pg, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label``, retrying while a rerun redraws it."""
-    for _ in range(20):
-        pg.get_by_label(label, exact=True).first.click()
-        item = pg.get_by_role("option", name=option, exact=True)
-        try:
-            item.wait_for(timeout=3_000)
-            item.click()
-            break
-        except Exception:  # the list belonged to a widget that a rerun replaced
-            pg.keyboard.press("Escape")
-            wait_for_app(pg)
-    else:
-        raise AssertionError(f"option {option!r} never appeared in {label!r}")
-    pg.wait_for_function(
-        "([label, option]) => [...document.querySelectorAll('input[role=combobox]')]"
-        ".some(e => e.getAttribute('aria-label') === label && e.value === option)",
-        arg=[label, option])
-    wait_for_app(pg)
-
-
 def _open_preset(pg, group: str, item_label: str) -> None:
-    _choose(pg, "Start from", group)
-    _choose(pg, "Design", item_label)
+    choose(pg, "Start from", group)
+    choose(pg, "Design", item_label)
     pg.get_by_role("button", name="Open", exact=True).and_(
         pg.get_by_test_id("stBaseButton-primary")).click()
     wait_for_app(pg)

@@ -6,7 +6,7 @@ import pytest
 
 from playground.presets import get_preset
 from playground.targets import analyse_spec
-from tests.browser.conftest import ARTIFACTS, wait_for_app
+from tests.browser.conftest import ARTIFACTS, pick_option, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -41,21 +41,13 @@ def _remove_all(pg) -> None:
 
 
 def _add(pg, option: str) -> None:
-    """Type into the multiselect and pick ``option``, retrying while a rerun redraws it."""
-    for _ in range(20):
+    """Type into the multiselect and pick ``option``."""
+    def open_list() -> None:
         box = pg.get_by_role("combobox", name=ITEMS)
         box.click()
         box.fill(option.split(": ", 1)[1][:12])
-        item = pg.get_by_role("option", name=option, exact=True)
-        try:
-            item.wait_for(timeout=3_000)
-            item.click()
-            break
-        except Exception:  # the list belonged to a widget that a rerun replaced
-            pg.keyboard.press("Escape")
-            wait_for_app(pg)
-    else:
-        raise AssertionError(f"option {option!r} never appeared")
+
+    pick_option(pg, open_list, option)
     pg.keyboard.press("Escape")
     wait_for_app(pg)
 

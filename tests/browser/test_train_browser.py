@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from tests.browser.conftest import ARTIFACTS, wait_for_app
-from tests.browser.test_build_browser import _choose
+from tests.browser.conftest import ARTIFACTS, choose, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -26,7 +25,7 @@ def test_live_training_grows_stops_and_reattaches(page, app_url: str) -> None:
     wait_for_app(page, "Build a network")
     page.get_by_role("link", name="Train").click()
     wait_for_app(page, "Start training")
-    _choose(page, "Network", "Small CNN (starter)")
+    choose(page, "Network", "Small CNN (starter)")
     steps = page.get_by_role("spinbutton", name="Steps", exact=True)
     steps.fill("3000")
     steps.press("Enter")
