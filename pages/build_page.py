@@ -8,6 +8,7 @@ from playground.analysis import OPTIMIZER_STATE_SLOTS, explain_row, training_mem
 from playground.build import validate
 from playground.errors import ConfigError, PlaygroundError, SpecError
 from playground.export import EXPORTERS
+from playground.presets import PRESETS
 from playground.settings import get_settings
 from playground.share import encode_spec
 from playground.spec import spec_from_text
@@ -97,6 +98,9 @@ if analysis is not None:
                                                   icon=":material/play_arrow:",
                                                   key="to_train"):
             st.session_state.tr_network = "__current__"
+            source = st.session_state.source
+            if source.startswith("preset:") and source[7:] in PRESETS:
+                st.session_state.tr_dataset = PRESETS.get(source[7:]).dataset  # its own data
             st.switch_page("pages/train_page.py")
 
 

@@ -214,12 +214,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     total = settings.steps
 
     def report() -> None:
+        cursor, step, loss = 0, 0, None
         while not done.wait(0.5):
-            series = store.get_metrics(run_id, ["loss"], since_step=max(
-                store.last_step(run_id) - 1, -1))
-            loss = series.get("loss", {}).get("values", [None])[-1]
-            print(_progress_bar(max(store.last_step(run_id), 0), total, loss), end="",
-                  file=sys.stderr, flush=True)
+            series, cursor = store.poll_metrics(run_id, cursor, ["loss"])  # only what is new
+            if series.get("loss", {}).get("steps"):
+                step, loss = series["loss"]["steps"][-1], series["loss"]["values"][-1]
+            print(_progress_bar(step, total, loss), end="", file=sys.stderr, flush=True)
 
     thread = threading.Thread(target=report, daemon=True)
     if sys.stderr.isatty() or args.progress:

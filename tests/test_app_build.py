@@ -199,3 +199,4 @@ def test_train_this_design_opens_the_train_page() -> None:
     assert not at.exception, at.exception
     assert any(t.value == "Train" for t in at.title)
     assert at.session_state["tr_network"] == "__current__"
+    assert at.session_state["tr_dataset"] == "digits"  # LeNet-5's own data set
