@@ -102,6 +102,7 @@ _SATURATION = 0.97  # |tanh| above, or sigmoid outside [0.03, 0.97]: slope under
 _EVAL_BATCH = 512
 _FLUSH_MIN_S = 0.25  # at most ~4 flushes a second...
 _FLUSH_MAX_STEPS = 256  # ...unless this many steps wait on the device (the table's rows)
+_SERIAL_NUMEL = 1 << 22  # instrumentation buffers up to this size use one CPU thread
 
 
 # -- the record contract -----------------------------------------------------------------------
@@ -514,73 +515,182 @@ class _ActivationStats:
         return [self.seen.get(i) for i in range(len(self.modules))]
 
 
-class _GroupedCopy:
-    """A copy of a list of tensors (the gradients, or the layer weights), grouped by size.
+def _chunk_size(numel: int) -> int:
+    """Row length of :class:`_StepNorms` buffers: about 512 rows for all the tensors, a power
+    of two from 64 to 16384 (the padding, under one row per tensor, stays small)."""
+    return 1 << min(max((max(numel, 1) // 512).bit_length(), 6), 14)
 
-    Tensors with the same number of elements share one ``(n, numel)`` buffer, so their norms
-    cost one ``vector_norm(dim=1)`` per group (five for a deep MLP's gradients, three for its
-    weights) and come out as a few 1-d tensors, which a flush concatenates cheaply; one
-    ``torch._foreach_norm`` per tensor would leave dozens of 0-d tensors per step, each with its
-    own kernel and its own cost to gather. The copy and the subtraction are single ``_foreach``
-    calls. Memory: one copy of the tensors. Norms are written with ``out=`` straight into the
-    recorder's table; ``position[i]`` is the column of tensor ``i`` among them.
+
+@dataclass
+class _Segment:
+    """The tensors of one dtype and device in one ``(rows, C)`` buffer (see _StepNorms)."""
+
+    buf: Tensor  # gradient rows, then bank 0, then bank 1
+    grad_index: list[int]  # which parameters
+    grad_views: list[Tensor]  # where each one is copied
+    weight_index: list[int]  # which layers
+    bank_views: tuple[list[Tensor], list[Tensor]]  # where each weight is copied, per bank
+    grad_rows: Tensor  # buf's gradient rows
+    bank_rows: Tensor  # buf's two banks
+    # (rows written after update k, rows holding update k) for k even and k odd
+    now_before: tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+class _StepNorms:
+    """Per-step L2 norms of every gradient, every layer weight and every layer's update.
+
+    All tensors of one dtype and device (in practice: all) are copied into one zero-padded
+    ``(rows, C)`` buffer: each tensor fills whole rows of ``C`` elements (the rest of its last
+    row stays zero, which changes no norm). The buffer holds the gradients, then two banks of
+    the layer weights used in turn: after update ``k`` the weights are copied into bank
+    ``k % 2``, the other bank still holds the weights after update ``k - 1``, and subtracting
+    the new ones from it leaves the (negated) update of step ``k`` there. A step then costs
+    two ``torch._foreach_copy_`` (one per-tensor loop in C++), one subtraction and one
+    ``vector_norm(dim=1)`` giving every row's norm: four calls whatever the depth, where
+    per-tensor copies and norms from Python cost dozens of kernel launches, which dominate a
+    small network's instrumentation on a CPU. The row norms of a flush are gathered per
+    tensor once, in :meth:`tensor_norms` (sums of squared row norms, in float64 where the
+    device has it, so that vanishing gradients do not underflow). ``||w_before||`` of step
+    ``k`` is the weight norm of step ``k - 1``; :meth:`start` gives the one at
+    initialisation. Memory: one copy of the parameters and two of the layer weights, plus
+    padding.
+
+    With ``split`` (clipping by norm needs the gradient norms before the update)
+    :meth:`grads` returns the gradient rows' norms and :meth:`weights` the banks'. Either way a
+    step's output is what the two calls return, ``width`` row norms; row ``r`` belongs to
+    column ``owner[r]`` of :meth:`tensor_norms`: ``grad_col[i]`` for parameter ``i``,
+    ``bank_col[b][j]`` for layer ``j`` in bank ``b``.
+
+    On a CPU, buffers up to ``_SERIAL_NUMEL`` elements are processed on one thread: the work
+    is a few microseconds of memory traffic, and waking an idle OpenMP worker for each of the
+    larger calls cost more than the whole of it (measured: 52 us against 22 us a step for a
+    deep MLP on two cores).
     """
 
-    def __init__(self, like: list[Tensor]):
-        groups: dict[tuple[int, torch.dtype, torch.device], list[int]] = {}
-        for i, t in enumerate(like):
-            groups.setdefault((t.numel(), t.dtype, t.device), []).append(i)
-        self.buffers: list[Tensor] = []
-        self.rows: list[Tensor] = [torch.empty(0)] * len(like)
-        order: list[int] = []  # tensor index of each column of the group-ordered norms
-        self.sizes: list[int] = []  # tensors per group
-        for (numel, dtype, device), idx in groups.items():
-            buf = torch.empty(len(idx), numel, dtype=dtype, device=device)
-            self.buffers.append(buf)
-            self.sizes.append(len(idx))
-            for r, i in enumerate(idx):
-                self.rows[i] = buf[r].view_as(like[i])
-            order += idx
-        self.position = sorted(range(len(order)), key=order.__getitem__)
+    def __init__(self, params: list[Tensor], weights: list[Tensor], split: bool,
+                 chunk: int | None = None):
+        P, L = len(params), len(weights)
+        size = chunk or _chunk_size(sum(t.numel() for t in params + weights + weights))
+        keys = list(dict.fromkeys((t.dtype, t.device) for t in params + weights))
+        self.split = split
+        self.grad_col = list(range(P))
+        self.bank_col = [[P + j for j in range(L)], [P + L + j for j in range(L)]]
+        self.n_cols = P + 2 * L
+        self.segments: list[_Segment] = []
+        owners: list[int] = []
+        later: list[int] = []  # with split: the banks' rows come after every gradient row
+        for dtype, device in keys:
+            gi = [i for i, t in enumerate(params) if (t.dtype, t.device) == (dtype, device)]
+            wi = [j for j, t in enumerate(weights) if (t.dtype, t.device) == (dtype, device)]
+            plan = [(params[i], i) for i in gi] + [
+                (weights[j], self.bank_col[b][j]) for b in (0, 1) for j in wi]
+            rows = [-(-t.numel() // size) for t, _ in plan]
+            buf = torch.zeros(sum(rows), size, dtype=dtype, device=device)
+            flat, start = buf.view(-1), 0
+            views: list[Tensor] = []
+            owner: list[int] = []
+            for (t, col), r in zip(plan, rows, strict=True):
+                views.append(flat[start * size:start * size + t.numel()].view_as(t))
+                owner += [col] * r
+                start += r
+            g = sum(rows[:len(gi)])
+            w = (buf.shape[0] - g) // 2
+            bank0, bank1 = buf[g:g + w], buf[g + w:]
+            n = len(gi)
+            self.segments.append(_Segment(
+                buf, gi, views[:n], wi, (views[n:n + len(wi)], views[n + len(wi):]),
+                buf[:g], buf[g:], ((bank0, bank1), (bank1, bank0))))
+            owners += owner[:g] if split else owner
+            later += owner[g:] if split else []
+        self.width = len(owners) + len(later)
+        self.owner = torch.tensor(owners + later, dtype=torch.long)
+        self._one = len(keys) == 1  # one segment holds every tensor: no index lists per step
+        self._serial = all(s.buf.device.type == "cpu" and s.buf.numel() <= _SERIAL_NUMEL
+                           for s in self.segments)
 
-    def copy_norms(self, sources: list[Tensor], out: tuple[Tensor, ...]) -> None:
-        """Copy ``sources`` in; write their L2 norms into ``out`` (one view per group)."""
-        torch._foreach_copy_(self.rows, sources)
-        for b, o in zip(self.buffers, out, strict=True):
-            torch.linalg.vector_norm(b, dim=1, out=o)
+    def _one_thread(self) -> int:
+        """Switch to one intra-op thread when serial; the count to restore (0: unchanged)."""
+        if not self._serial:
+            return 0
+        threads = torch.get_num_threads()
+        if threads > 1:
+            torch.set_num_threads(1)
+            return threads
+        return 0
 
-    def sub_norms(self, sources: list[Tensor], out: tuple[Tensor, ...]) -> None:
-        """Norms of (copy - ``sources``): with the weights, each layer's update since the copy."""
-        torch._foreach_sub_(self.rows, sources)
-        for b, o in zip(self.buffers, out, strict=True):
-            torch.linalg.vector_norm(b, dim=1, out=o)
+    def _pick(self, tensors: list[Tensor], index: list[int]) -> list[Tensor]:
+        return tensors if self._one else [tensors[i] for i in index]
+
+    def start(self, weights: list[Tensor]) -> Tensor:
+        """Copy the initial weights into bank 0; their norms, in layer order."""
+        for s in self.segments:
+            if s.weight_index:
+                torch._foreach_copy_(s.bank_views[0], self._pick(weights, s.weight_index))
+        if not weights:
+            return torch.zeros(0)
+        return torch.stack(torch._foreach_norm(weights)).float()
+
+    def grads(self, grads: list[Tensor]) -> list[Tensor]:
+        """Copy the gradients in (before any clipping); with ``split``, their row norms now."""
+        out = []
+        threads = self._one_thread()
+        try:
+            for s in self.segments:
+                if s.grad_index:
+                    torch._foreach_copy_(s.grad_views, self._pick(grads, s.grad_index))
+                if self.split:
+                    out.append(torch.linalg.vector_norm(s.grad_rows, dim=1))
+        finally:
+            if threads:
+                torch.set_num_threads(threads)
+        return out
+
+    def weights(self, weights: list[Tensor], step: int) -> list[Tensor]:
+        """After update ``step``: copy the weights in, form the updates, return row norms."""
+        out = []
+        threads = self._one_thread()
+        try:
+            for s in self.segments:
+                if s.weight_index:
+                    torch._foreach_copy_(s.bank_views[step % 2],
+                                         self._pick(weights, s.weight_index))
+                    now, before = s.now_before[step % 2]
+                    before.sub_(now)
+                out.append(torch.linalg.vector_norm(s.bank_rows if self.split else s.buf, dim=1))
+        finally:
+            if threads:
+                torch.set_num_threads(threads)
+        return out
+
+    def tensor_norms(self, rows: Tensor) -> Tensor:
+        """``(n, width)`` row norms of ``n`` steps -> ``(n, n_cols)`` *squared* tensor norms."""
+        wide = torch.float32 if rows.device.type == "mps" else torch.float64
+        out = torch.zeros(rows.shape[0], self.n_cols, dtype=wide, device=rows.device)
+        return out.index_add_(1, self.owner.to(rows.device), rows.to(wide).square())
 
 
 class _Recorder:
     """Keeps per-step values on the device; turns them into records at each flush.
 
-    A preallocated ``(cap, P + 2L)`` table on the device receives, row by row, the
-    group-ordered norms of the ``P`` gradients, of the ``L`` layer weights before the update
-    and of their updates (:class:`_GroupedCopy` writes them with ``out=``); besides, a step
-    keeps its loss and its logits and labels (accuracy is computed at the flush). The total
-    norm, the reordering and the ratios happen once per flush for all buffered steps,
-    followed by one copy to the host.
+    Each step leaves on the device its loss, its logits and labels (the accuracy is computed
+    at the flush) and the 1-d tensors of :class:`_StepNorms`. At the flush they become one
+    ``(steps, width)`` table: the total norm, the reordering by layer and the update ratios
+    are computed once for all buffered steps, followed by one copy to the host.
     """
 
-    def __init__(self, emit: Emit, grad_copy: _GroupedCopy, weight_copy: _GroupedCopy,
-                 grad_cols: list[int], samples_per_step: int, act_kinds: list[str],
-                 device: torch.device, cap: int):
+    def __init__(self, emit: Emit, norms: _StepNorms, layer_grad_cols: list[int],
+                 weight_norms: Tensor, samples_per_step: int, act_kinds: list[str], cap: int):
         self.emit = emit
-        n_params, layer_cols = len(grad_copy.position), weight_copy.position
         self.cap = cap
-        self.table = torch.zeros(cap, n_params + 2 * len(layer_cols), device=device)
-        self._sizes = (grad_copy.sizes, weight_copy.sizes)
-        self._views: list[tuple[tuple[Tensor, ...], ...]] = []
+        self.width = norms.width
+        self.step_norms = norms
+        device = weight_norms.device
+        self.grad_cols = torch.tensor(norms.grad_col, device=device)  # every parameter
+        self.layer_grad_cols = torch.tensor(layer_grad_cols, device=device)  # layer weights
+        self.bank_cols = torch.tensor(norms.bank_col, device=device)  # (2, L)
+        self.prev_weight_norms = weight_norms  # (L,) norms before the next buffered step
+        self.n_layers = len(layer_grad_cols)
         self.act_kinds = act_kinds
-        self.n_params = n_params
-        self.n_layers = len(layer_cols)
-        self.grad_cols = grad_cols  # column of each layer's weight among the P gradient norms
-        self.layer_cols = layer_cols  # column of each layer among the L weight/update norms
         self.samples = samples_per_step
         self.out: list[Record] = []
         self.last_loss: float | None = None  # training loss of the last good step
@@ -593,25 +703,17 @@ class _Recorder:
         self.logits: list[Tensor] = []  # (B, classes) per micro-batch
         self.labels: list[Tensor] = []  # (B,) per micro-batch
         self.clipped: list[Tensor] = []  # total norm after clipping (only when clipping)
+        self.norms: list[Tensor] = []  # what _StepNorms returned, step after step
         self.stats: list[tuple[int, _StatsSample]] = []
 
     def add_batch(self, logits: Tensor, labels: Tensor) -> None:
         self.logits.append(logits)
         self.labels.append(labels)
 
-    def slot(self) -> tuple[tuple[Tensor, ...], ...]:
-        """Views of the next table row: (gradient norms, weight norms, update norms) by group."""
-        i = len(self.steps)
-        while len(self._views) <= i:  # made once per row, then reused every flush window
-            row = self.table[len(self._views)]
-            P, L = self.n_params, self.n_layers
-            self._views.append((row[:P].split(self._sizes[0]),
-                                row[P:P + L].split(self._sizes[1]),
-                                row[P + L:].split(self._sizes[1])))
-        return self._views[i]
-
-    def add_step(self, step: int, lr: float, loss: Tensor, clipped: Tensor | None) -> None:
+    def add_step(self, step: int, lr: float, loss: Tensor, clipped: Tensor | None,
+                 norms: list[Tensor]) -> None:
         self.steps.append(step)
+        self.norms += norms
         self.lrs.append(lr)
         self.loss.append(loss)
         if clipped is not None:
@@ -626,18 +728,23 @@ class _Recorder:
         Records from the first step whose loss (or, with ``check_grads``, gradient norm) is
         not finite onwards are dropped; so are records holding any non-finite value.
         """
-        n, P, L = len(self.steps), self.n_params, self.n_layers
+        n, L = len(self.steps), self.n_layers
         bad: int | None = None
         what = ""
         if n:
-            table = self.table[:n]
-            gnorms = table[:, :P]
-            gn = torch.linalg.vector_norm(gnorms, dim=1)  # (n,) total, before clipping
+            rows = torch.cat(self.norms).view(n, self.width)
+            sq = self.step_norms.tensor_norms(rows)  # (n, P + 2L) squared norms, float64
+            gn = sq[:, self.grad_cols].sum(1).sqrt().float()  # (n,) total, before clipping
             gnc = torch.stack(self.clipped).float() if self.clipped else gn
-            layer_gn = gnorms[:, self.grad_cols]  # (n, L) weight-gradient norms
-            wn = table[:, P:P + L][:, self.layer_cols]
-            dn = table[:, P + L:][:, self.layer_cols]
-            ratio = dn / wn.clamp_min(1e-12)
+            layer_gn = sq[:, self.layer_grad_cols].sqrt()  # (n, L) weight-gradient norms
+            # step k wrote its weights to bank k % 2 and its update to the other bank
+            parity = torch.tensor(self.steps, device=sq.device) % 2
+            wn = sq.gather(1, self.bank_cols[parity]).sqrt()  # (n, L) after each step
+            dn = sq.gather(1, self.bank_cols[1 - parity]).sqrt()  # (n, L) each update
+            before = torch.cat([self.prev_weight_norms[None].to(wn.dtype), wn[:-1]])
+            self.prev_weight_norms = wn[-1]
+            ratio = (dn / before.clamp_min(1e-12)).float()
+            layer_gn = layer_gn.float()
             m = n * self.samples  # every step sees samples_per_step examples; a step that
             # failed half-way may have left more logits: they are not counted
             hits = torch.cat(self.logits)[:m].argmax(1) == torch.cat(self.labels)[:m]
@@ -819,13 +926,13 @@ def train(
     weights = [m.weight.detach() for _, m in layers]
     params = [p for p in model.parameters() if p.requires_grad]
     pos = {id(p): i for i, p in enumerate(params)}
-    grad_copy = _GroupedCopy([p.detach() for p in params])
-    weight_copy = _GroupedCopy(weights)
-    grad_cols = [grad_copy.position[pos[id(m.weight)]] for _, m in layers]
+    step_norms = _StepNorms([p.detach() for p in params], weights,
+                            split=settings.clip_norm is not None)
+    layer_grad_cols = [step_norms.grad_col[pos[id(m.weight)]] for _, m in layers]
     samples_per_step = settings.batch_size * settings.accumulate
     hooks = _ActivationStats(acts)
-    rec = _Recorder(emit, grad_copy, weight_copy, grad_cols, samples_per_step, hooks.kinds,
-                    device, _FLUSH_MAX_STEPS)
+    rec = _Recorder(emit, step_norms, layer_grad_cols, step_norms.start(weights),
+                    samples_per_step, hooks.kinds, _FLUSH_MAX_STEPS)
 
     batch_gen = torch.Generator().manual_seed(settings.seed)
     try:
@@ -923,8 +1030,7 @@ def train(
             if scaler is not None:
                 scaler.unscale_(optimizer)
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-            g_out, w_out, d_out = rec.slot()
-            grad_copy.copy_norms(grads, g_out)  # per-parameter norms, before clipping
+            norms = step_norms.grads(grads)  # copied before clipping (norms with clip_norm)
             clipped = None
             if clip_value is not None:
                 # clamp each element, as torch.nn.utils.clip_grad_value_
@@ -932,13 +1038,12 @@ def train(
                 torch._foreach_clamp_max_(grads, clip_value)
                 clipped = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
             elif clip_norm is not None:
-                clipped = torch.linalg.vector_norm(torch.cat(g_out))
+                clipped = torch.linalg.vector_norm(torch.cat(norms))
             if clip_norm is not None:
                 # as torch.nn.utils.clip_grad_norm_: scale by min(1, max_norm / (norm + 1e-6))
                 coef = torch.clamp(clip_norm / (clipped + 1e-6), max=1.0)
                 torch._foreach_mul_(grads, coef)
                 clipped = clipped * coef
-            weight_copy.copy_norms(weights, w_out)
             lr = float(optimizer.param_groups[0]["lr"])
             if scaler is not None:
                 scaler.step(optimizer)
@@ -948,8 +1053,8 @@ def train(
             if scheduler is not None:
                 scheduler.step()
             step += 1
-            weight_copy.sub_norms(weights, d_out)
-            rec.add_step(step, lr, loss_t, clipped)
+            norms += step_norms.weights(weights, step)
+            rec.add_step(step, lr, loss_t, clipped, norms)
 
             at_eval = step % eval_every == 0 or step == total
             # flush every flush_every steps, but not more than ~4 times a second: fast small

@@ -161,6 +161,47 @@ def test_gradient_profile_matches_first_training_step(preset: str, digits: DataS
     assert [got[i] for i in real] == pytest.approx([expected[i] for i in real], rel=1e-3)
 
 
+@pytest.mark.parametrize("clip_norm", [None, 0.05])
+def test_every_step_norms_match_a_plain_loop(digits: DataSplit, clip_norm: float | None) -> None:
+    """Gradient norms (total, clipped, per layer) and update ratios of several Adam steps
+    against a plain PyTorch loop that clones the weights around each ``optimizer.step()``.
+    Batch norm adds parameters that count in the total norm but are not layers; 0.05 clips
+    every step, so ``grad_norm_clipped`` differs from ``grad_norm``."""
+    spec = get_preset("deep_relu_bn_mlp")
+    steps = 7  # odd and even steps: the weight copies alternate between two banks
+    _, records = run(spec, digits, dataset="digits", optimizer="adam", lr=1e-2, steps=steps,
+                     eval_every=steps, stats_every=0, seed=3, clip_norm=clip_norm)
+
+    torch.manual_seed(3)
+    model = build_model(spec)
+    model.train()
+    opt = build_optimizer("adam", model, lr=1e-2)
+    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    order = torch.randperm(digits.n_train, generator=torch.Generator().manual_seed(3))
+    for step in range(1, steps + 1):
+        idx = order[(step - 1) * 64:step * 64]
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(digits.train_x[idx]), digits.train_y[idx]).backward()
+        layer_grads = [float(m.weight.grad.norm()) for m in layers]
+        total = float(torch.linalg.vector_norm(torch.stack(
+            [p.grad.norm() for p in model.parameters()])))
+        if clip_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        clipped = float(torch.linalg.vector_norm(torch.stack(
+            [p.grad.norm() for p in model.parameters()])))
+        before = [m.weight.detach().clone() for m in layers]
+        opt.step()
+        after = [m.weight.detach() for m in layers]
+        ratios = [float((a - b).norm() / b.norm()) for a, b in zip(after, before, strict=True)]
+        assert series(records, "grad_norm")[step] == pytest.approx(total, rel=1e-4)
+        assert series(records, "grad_norm_clipped")[step] == pytest.approx(clipped, rel=1e-4)
+        assert series(records, "grad_norm_layer")[step] == pytest.approx(layer_grads, rel=1e-4)
+        assert series(records, "update_ratio_layer")[step] == pytest.approx(ratios, rel=1e-3)
+    if clip_norm is not None:
+        assert all(v == pytest.approx(clip_norm, rel=1e-4)
+                   for v in series(records, "grad_norm_clipped").values())
+
+
 def test_gradient_profile_on_one_batch() -> None:
     spec = get_preset("mlp_points")
     x, y = torch.randn(16, 2), torch.randint(0, 2, (16,))
