@@ -12,7 +12,9 @@ process CPU time of the whole calls (model build, ``train()``'s setup and final 
 included), which other processes on a shared machine disturb much less than wall time.
 
 The two loops alternate, ``--repeats`` times each after one warm-up of each; the table shows
-medians. Run from the repository root: ``python benchmarks/train.py [--threads 1]``.
+medians. Run from the repository root: ``python benchmarks/train.py [--threads 1]``; on a GPU
+``python benchmarks/train.py --device cuda --batch 256`` (the CPU-time column then mostly
+measures the host's launch work, since both loops wait on the GPU).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from playground.build import build_model
-from playground.data import DataSplit, load_dataset
+from playground.data import DataSplit, get_dataset_info, load_dataset
 from playground.optim import build_optimizer
 from playground.presets import get_preset
 from playground.spec import NetworkSpec
@@ -39,7 +41,7 @@ from playground.train import TrainSettings, train
 def bare_loop(spec: NetworkSpec, settings: TrainSettings, data: DataSplit) -> float:
     """The plainest loop doing the same optimisation; returns samples/s of its loop."""
     torch.manual_seed(settings.seed)
-    model = build_model(spec)
+    model = build_model(spec).to(settings.device)
     model.train()
     opt = build_optimizer(settings.optimizer, model, lr=settings.lr)
     x = data.train_x.reshape(data.train_x.shape[0], *spec.input.shape)
@@ -49,7 +51,7 @@ def bare_loop(spec: NetworkSpec, settings: TrainSettings, data: DataSplit) -> fl
     step = 0
     t0 = time.perf_counter()
     while step < settings.steps:
-        order = torch.randperm(n, generator=gen)
+        order = torch.randperm(n, generator=gen).to(x.device)
         for start in range(0, n - b + 1, b):
             if step == settings.steps:
                 break
@@ -89,20 +91,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply the step counts")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps")
+    parser.add_argument("--batch", type=int, default=64, help="batch size")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU; median of "
-          f"{args.repeats} alternating runs of each loop after one warm-up\n")
+    where = (torch.cuda.get_device_name(args.device) if args.device.startswith("cuda")
+             else args.device.upper())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {where}; median "
+          f"of {args.repeats} alternating runs of each loop after one warm-up\n")
     print("| model | data | batch | steps | bare loop samples/s | train() samples/s | ratio | "
           "ratio, whole call in CPU time |")
     print("|---|---|---|---|---|---|---|---|")
     for preset, dataset, shape, steps in CASES:
         steps = max(10, int(steps * args.scale))
         spec = get_preset(preset)
-        data = load_dataset(dataset, input_shape=shape, n_train=1000, n_val=200)
-        settings = TrainSettings(dataset=dataset, optimizer="adam", lr=1e-3, batch_size=64,
-                                 steps=steps, eval_every=steps, device="cpu")
+        n_train = min(max(1000, 4 * args.batch), get_dataset_info(dataset).max_train)
+        data = load_dataset(dataset, input_shape=shape, n_train=n_train, n_val=200,
+                            device=args.device)
+        settings = TrainSettings(dataset=dataset, optimizer="adam", lr=1e-3,
+                                 batch_size=args.batch, steps=steps, eval_every=steps,
+                                 device=args.device)
         bare_loop(spec, settings, data)  # warm-up: allocator, kernels, caches
         instrumented(spec, settings, data)
         bare, inst = [], []
@@ -111,7 +120,8 @@ def main(argv: list[str] | None = None) -> None:
             inst.append(timed(instrumented, spec, settings, data))
         b, i = (statistics.median(t[0] for t in r) for r in (bare, inst))
         bc, ic = (statistics.median(t[1] for t in r) for r in (bare, inst))
-        print(f"| {preset} | {dataset} {'x'.join(map(str, shape))} | 64 | {steps} | {b:,.0f} | "
+        print(f"| {preset} | {dataset} {'x'.join(map(str, shape))} | {args.batch} | {steps} | "
+              f"{b:,.0f} | "
               f"{i:,.0f} | {i / b:.2f}x | {bc / ic:.2f}x |", flush=True)
 
 

@@ -202,6 +202,39 @@ def test_every_step_norms_match_a_plain_loop(digits: DataSplit, clip_norm: float
                    for v in series(records, "grad_norm_clipped").values())
 
 
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("chunk", [None, 7, 64])
+def test_step_norms_buffer_layout(split: bool, chunk: int | None) -> None:
+    """The padded row layout of the per-step norms against per-tensor norms: rows that cut
+    tensors anywhere (chunk 7), two dtypes (two buffers), several updates (both banks)."""
+    from playground.train import _StepNorms
+
+    gen = torch.Generator().manual_seed(0)
+    params = [torch.randn(*s, generator=gen, dtype=d) for s, d in
+              [((5, 3), torch.float32), ((5,), torch.float32), ((4, 3, 3, 3), torch.float64),
+               ((2,), torch.float32), ((9, 5), torch.float32)]]
+    weights = [params[0], params[2], params[4]]
+    norms = _StepNorms(params, weights, split=split, chunk=chunk)
+    assert norms.start(weights).tolist() == pytest.approx([float(w.norm()) for w in weights])
+    for step in range(1, 4):
+        grads = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in params]
+        before = [w.clone() for w in weights]
+        out = norms.grads(grads)
+        for p, g in zip(params, grads, strict=True):  # the "update", after the copy
+            p.add_(g, alpha=-0.1 * step)
+        out += norms.weights(weights, step)
+        row = torch.cat([o.double() for o in out])
+        assert row.shape == (norms.width,)
+        sq = norms.tensor_norms(row[None])[0].sqrt()
+        assert [float(sq[c]) for c in norms.grad_col] == pytest.approx(
+            [float(g.norm()) for g in grads])
+        now = norms.bank_col[step % 2]
+        upd = norms.bank_col[1 - step % 2]
+        assert [float(sq[c]) for c in now] == pytest.approx([float(w.norm()) for w in weights])
+        assert [float(sq[c]) for c in upd] == pytest.approx(
+            [float((w - b).norm()) for w, b in zip(weights, before, strict=True)])
+
+
 def test_gradient_profile_on_one_batch() -> None:
     spec = get_preset("mlp_points")
     x, y = torch.randn(16, 2), torch.randint(0, 2, (16,))
@@ -520,6 +553,41 @@ def test_data_that_does_not_fit_the_network(spirals: DataSplit) -> None:
 def test_cuda_asked_for_but_missing(spirals: DataSplit) -> None:
     with pytest.raises(PlaygroundError, match="CUDA is not available"):
         run(get_preset("mlp_points"), spirals, dataset="spirals", device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("amp", ["off", "bf16", "fp16"])
+def test_cuda_run_matches_cpu_and_syncs_only_at_flushes(digits: DataSplit, amp: str) -> None:
+    """On a GPU: the same numbers as on the CPU (float32), AMP runs that learn, and no host
+    synchronisation per step: CUDA's sync debug mode warns at every synchronising call, and
+    a 40-step run with one flush every 20 steps may only sync at its flushes, its one
+    evaluation and its set-up (fp16's GradScaler checks for inf on the host every step, as
+    PyTorch implements it, so it is exempt)."""
+    import warnings
+
+    spec = get_preset("deep_relu_bn_mlp")
+    kw = dict(dataset="digits", optimizer="adam", lr=1e-3, steps=40, eval_every=40,
+              flush_every=20, stats_every=20, seed=1)
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result, records = run(spec, digits, device="cuda", amp=amp, **kw)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert result.status == "finished", result.message
+    assert result.summary["device"].startswith("cuda") and result.summary["amp"] == amp
+    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    if amp != "fp16":
+        assert len(syncs) < 20, f"{len(syncs)} host syncs in 40 steps"
+    loss = series(records, "loss")
+    assert sum(loss[s] for s in range(31, 41)) < sum(loss[s] for s in range(1, 11))
+    if amp == "off":
+        _, cpu = run(spec, digits, device="cpu", **kw)
+        for name in ("loss", "grad_norm", "grad_norm_layer", "update_ratio_layer"):
+            a, b = series(records, name), series(cpu, name)
+            assert sorted(a) == sorted(b) == list(range(1, 41))
+            assert a[1] == pytest.approx(b[1], rel=1e-3, abs=1e-6)
 
 
 def test_epochs_accumulate_amp_augment_and_smoothing(digits: DataSplit) -> None:
