@@ -379,40 +379,92 @@ def test_same_seed_same_numbers(points_spec: NetworkSpec, spirals: DataSplit) ->
     assert series(a, "loss") != series(c, "loss")
 
 
-def test_activation_stats_match_a_direct_forward(digits: DataSplit) -> None:
-    for preset in ("deep_sigmoid_mlp", "deep_relu_bn_mlp"):
-        spec = get_preset(preset)
-        _, records = run(spec, digits, dataset="digits", steps=1, eval_every=1, seed=5)
-        # the first batch as train() draws it: randperm from a generator seeded with `seed`
-        order = torch.randperm(digits.n_train, generator=torch.Generator().manual_seed(5))
-        xb = digits.train_x[order[:64]]
-        torch.manual_seed(5)
-        model = build_model(spec)
-        model.train()
-        seen: dict[str, torch.Tensor] = {}
+def tanh_mlp() -> NetworkSpec:
+    """Tanh with N(0, 0.5^2) weights: large enough that many units sit in the flat ends."""
+    return relu_mlp().model_copy(update={"defaults": Defaults(
+        activation="tanh", norm="none", init="normal", init_std=0.5)})
 
-        def keep(name: str, store: dict[str, torch.Tensor]):
-            return lambda mod, args, out: store.__setitem__(name, out.detach().clone())
 
-        for name, mod in model.named_modules():
-            if name in activation_labels(model):
-                mod.register_forward_hook(keep(name, seen))
-        model(xb)
-        names = labels(records, "activations")
-        outs = [seen[n] for n in names]
-        std_mean = [torch.std_mean(o, correction=0) for o in outs]
-        assert series(records, "act_mean")[0] == pytest.approx([float(m) for _, m in std_mean],
-                                                               rel=1e-4, abs=1e-6)
-        assert series(records, "act_std")[0] == pytest.approx([float(s) for s, _ in std_mean],
-                                                              rel=1e-4, abs=1e-6)
-        dead = [float((o == 0).all(dim=0).float().mean()) for o in outs]
+@pytest.mark.parametrize("preset", ["deep_sigmoid_mlp", "deep_relu_bn_mlp", "tanh_mlp",
+                                    "deep_residual_sigmoid_cnn", "resnet20_cifar"])
+def test_activation_stats_match_a_direct_forward(digits: DataSplit, preset: str) -> None:
+    """Statistics at step 0 against a plain forward pass of the same first batch, with
+    ``torch.std_mean`` and the definitions of dead and saturated units written out; the
+    residual nets check that no activation output is changed in place after its hook."""
+    spec = tanh_mlp() if preset == "tanh_mlp" else get_preset(preset)
+    if spec.input.channels == 3:
+        data = load_dataset("shapes", input_shape=spec.input.shape, n_train=128, n_val=64)
+        dataset = "shapes"
+    else:
+        data, dataset = digits, "digits"
+    _, records = run(spec, data, dataset=dataset, steps=1, eval_every=1, seed=5)
+    # the first batch as train() draws it: randperm from a generator seeded with `seed`
+    order = torch.randperm(data.n_train, generator=torch.Generator().manual_seed(5))
+    xb = data.train_x[order[:64]].reshape(64, *spec.input.shape)
+    torch.manual_seed(5)
+    model = build_model(spec)
+    model.train()
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(name: str, store: dict[str, torch.Tensor]):
+        return lambda mod, args, out: store.__setitem__(name, out.detach().clone())
+
+    for name, mod in model.named_modules():
+        if name in activation_labels(model):
+            mod.register_forward_hook(keep(name, seen))
+    model(xb)
+    names = labels(records, "activations")
+    assert len(names) >= 3
+    outs = [seen[n] for n in names]
+    std_mean = [torch.std_mean(o, correction=0) for o in outs]
+    assert series(records, "act_mean")[0] == pytest.approx([float(m) for _, m in std_mean],
+                                                           rel=1e-4, abs=1e-6)
+    assert series(records, "act_std")[0] == pytest.approx([float(s) for s, _ in std_mean],
+                                                          rel=1e-4, abs=1e-6)
+    dead = [float((o == 0).all(dim=0).float().mean()) for o in outs]
+    if "sigmoid" in preset:
         sat = [float(((o < 0.03) | (o > 0.97)).float().mean()) for o in outs]
-        if preset == "deep_sigmoid_mlp":
-            assert series(records, "act_saturated")[0] == pytest.approx(sat)
-            assert series(records, "act_dead")[0] == [0.0] * len(names)
-        else:
-            assert series(records, "act_dead")[0] == pytest.approx(dead)
-            assert series(records, "act_saturated")[0] == [0.0] * len(names)
+    else:
+        sat = [float((o.abs() > 0.97).float().mean()) for o in outs]
+    if "relu" in preset or "resnet" in preset:
+        assert series(records, "act_dead")[0] == pytest.approx(dead)
+        assert series(records, "act_saturated")[0] == [0.0] * len(names)
+    else:
+        assert series(records, "act_saturated")[0] == pytest.approx(sat)
+        assert series(records, "act_dead")[0] == [0.0] * len(names)
+    if preset == "tanh_mlp":
+        assert max(sat) > 0  # the check has something to compare
+
+
+def test_activation_changed_in_place_later_is_left_out() -> None:
+    """A hook keeps a reference, not a copy: an output that a later in-place op changes (its
+    version counter moves) must be left out, not reported with the changed values."""
+    from playground.train import _ActivationStats
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.act1 = nn.Sigmoid()
+            self.act2 = nn.Sigmoid()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a = self.act1(self.fc(x))
+            b = self.act2(self.fc(x))
+            b.mul_(2.0)  # changes act2's output after its hook ran
+            return a + b
+
+    net = Net()
+    stats = _ActivationStats([("act1", net.act1), ("act2", net.act2)])
+    stats.attach()
+    x = torch.randn(8, 4)
+    net(x)
+    groups = stats.detach()
+    assert [i for g in groups for i in g.index] == [0]
+    with torch.no_grad():
+        expected = float(torch.sigmoid(net.fc(x)).mean())
+    assert float(groups[0].mean[0]) == pytest.approx(expected)
+    assert stats.handles == [] and stats.detach() is None
 
 
 # -- optimisers and schedules ------------------------------------------------------------------
