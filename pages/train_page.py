@@ -183,9 +183,10 @@ with right:
                 active = [r.id for r in runs if r.status in ACTIVE_STATUSES]
                 st.session_state.tr_run = active[0] if active else ids[0]
             by_id = {r.id: r for r in runs}
+            # an active run's label carries no status: the closed box keeps showing the label
+            # it was drawn with, and the run view below shows the live status anyway
             st.selectbox("Run", ids, key="tr_run",
-                         format_func=lambda i: f"#{i} {by_id[i].title} "
-                         f"({by_id[i].status.replace('_', ' ')} when listed)"
+                         format_func=lambda i: f"#{i} {by_id[i].title}"
                          if by_id[i].status in ACTIVE_STATUSES else
                          f"#{i} {by_id[i].title} ({by_id[i].status.replace('_', ' ')})")
             run_view(st.session_state.tr_run)
