@@ -46,6 +46,9 @@ def test_live_training_grows_stops_and_reattaches(page, app_url: str) -> None:
         "() => [...document.querySelectorAll('[data-testid=stProgress]')]"
         ".some(e => e.innerText.startsWith('stopped'))", timeout=60_000)
     stopped_at = _progress(page)
+    # the closed run box must not keep a status from when it was drawn ("queued ...")
+    label = page.get_by_role("combobox", name="Run").input_value()
+    assert "queued" not in label and "running" not in label, label
     # the run's end redraws the page once; wait for the chart to be drawn again
     page.wait_for_function(f"({POINTS})() >= {first}", timeout=60_000)
     points = page.evaluate(POINTS)
