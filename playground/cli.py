@@ -185,6 +185,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{args.target} is a torchvision model; training works on playground designs "
             "(presets or spec files)"
         )
+    if args.dataset is None:
+        from playground.presets import PRESETS
+
+        args.dataset = (PRESETS.get(args.target).dataset if args.target in PRESETS
+                        else "shapes")
     spec, notes = fit_to_dataset(target.spec, args.dataset)
     check(spec)
     raw: dict[str, Any] = {
@@ -215,11 +220,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     def report() -> None:
         cursor, step, loss = 0, 0, None
-        while not done.wait(0.5):
+        while True:
+            ended = done.wait(0.5)
             series, cursor = store.poll_metrics(run_id, cursor, ["loss"])  # only what is new
             if series.get("loss", {}).get("steps"):
                 step, loss = series["loss"]["steps"][-1], series["loss"]["values"][-1]
             print(_progress_bar(step, total, loss), end="", file=sys.stderr, flush=True)
+            if ended:  # one last poll, so the bar ends where the run did
+                return
 
     thread = threading.Thread(target=report, daemon=True)
     if sys.stderr.isatty() or args.progress:
@@ -231,6 +239,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise
     finally:
         done.set()
+        if thread.is_alive():
+            thread.join(timeout=5)
     run = store.get_run(run_id)
     summary = run.summary
     print(file=sys.stderr)
@@ -260,8 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_presets)
 
     def target_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("target", help="a preset name, a torchvision model name, or a "
-                       "JSON/YAML spec file")
+        p.add_argument("target", nargs="?", help="a preset name, a torchvision model name, "
+                       "or a JSON/YAML spec file")
+        p.add_argument("--preset", "--model", "--spec", dest="target_option", metavar="NAME",
+                       help="the same as the positional target (--preset vgg11, "
+                       "--model resnet50, --spec design.yaml)")
         p.add_argument("--input", help="input shape CxHxW, e.g. 3x224x224")
         p.add_argument("--classes", type=int, help="number of classes")
 
@@ -281,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a design and record the run in the run store")
     target_args(p)
-    p.add_argument("--dataset", default="shapes", help="data set name (default: shapes)")
+    p.add_argument("--dataset", help="data set name (default: the preset's own, else shapes)")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", default="adam")
@@ -302,6 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "target_option"):
+        if args.target and args.target_option and args.target != args.target_option:
+            parser.error(f"two targets given: {args.target} and {args.target_option}")
+        args.target = args.target or args.target_option
+        if not args.target:
+            parser.error("give a preset name, a torchvision model name or a spec file, e.g. "
+                         f"python -m playground {args.command} small_cnn")
     try:
         return int(args.func(args) or 0)
     except PlaygroundError as err:

@@ -180,3 +180,60 @@ def test_cli_bad_file_in_subprocess_has_no_traceback(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stderr.startswith("error: this is not valid JSON")
     assert "Traceback" not in out.stderr
+
+
+def test_cli_train_records_a_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """``train --preset NAME`` (the form the issue shows) trains on the preset's own data set,
+    prints a summary and leaves the run, with every step's loss, in the run store."""
+    from playground.runs import RunStore
+
+    monkeypatch.setenv("PLAYGROUND_RUN_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("PLAYGROUND_WORKERS", "1")
+    assert main(["train", "--preset", "deep_relu_bn_mlp", "--steps", "30", "--seed", "1"]) == 0
+    out = capsys.readouterr()
+    assert "finished 30 steps" in out.out and "validation accuracy" in out.out
+    store = RunStore()
+    [run] = store.list_runs(owner="cli")
+    assert run.status == "finished" and run.settings["dataset"] == "digits"
+    assert run.title == "deep_relu_bn_mlp on digits"
+    loss = store.get_metrics(run.id, ["loss"])["loss"]
+    assert loss["steps"] == list(range(1, 31))
+    assert sum(loss["values"][-5:]) < sum(loss["values"][:5])
+
+
+def test_cli_train_diverges_with_exit_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A ReLU MLP without normalisation and SGD at lr 50: the run diverges, the CLI says so
+    in its summary and exits 1; the store keeps the steps before."""
+    from playground.runs import RunStore
+    from playground.spec import Defaults, HeadSpec, InputSpec, NetworkSpec, StageSpec
+
+    monkeypatch.setenv("PLAYGROUND_RUN_DIR", str(tmp_path / "runs"))
+    spec = NetworkSpec(input=InputSpec(channels=1, height=16, width=16), num_classes=10,
+                       stages=(StageSpec(block="linear", depth=3, width=64),),
+                       defaults=Defaults(activation="relu", norm="none"),
+                       head=HeadSpec(pool="flatten"))
+    path = tmp_path / "relu.json"
+    path.write_text(spec.to_json())
+    argv = ["train", "--spec", str(path), "--dataset", "digits", "--optimizer", "sgd",
+            "--lr", "50", "--steps", "60"]
+    assert main(argv) == 1
+    assert "diverged at step" in capsys.readouterr().out
+    [run] = RunStore().list_runs(owner="cli")
+    bad = int(run.message.split()[3].rstrip(":"))
+    assert run.status == "diverged"
+    assert RunStore().get_metrics(run.id, ["loss"])["loss"]["steps"] == list(range(1, bad))
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [(["train"], "give a preset name"),
+     (["analyse", "lenet5", "--preset", "vgg11"], "two targets given")],
+)
+def test_cli_target_missing_or_twice(argv: list[str], message: str,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
