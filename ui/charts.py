@@ -30,7 +30,8 @@ def _fig(title: str, x_title: str, y_title: str, log_y: bool = False) -> go.Figu
     fig.update_xaxes(gridcolor="#e5e5e5", zerolinecolor="#cccccc")
     fig.update_yaxes(gridcolor="#e5e5e5", zerolinecolor="#cccccc")
     if log_y:
-        fig.update_yaxes(type="log")
+        # full numbers on every tick ("0.5", "2e-8"), not plotly's bare digits ("5", "2")
+        fig.update_yaxes(type="log", tickformat=".3~g")
     return fig
 
 
