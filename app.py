@@ -7,15 +7,15 @@ page scripts in pages/. All maths lives in playground/; shared widgets and chart
 from __future__ import annotations
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 
+from ui.routing import stop_page_emulation
 from ui.state import init_state, sidebar_identity
 
-# A pages/ folder makes Streamlit emulate its old multipage mode (each file a page at
-# /<file name>) before this script runs; st.navigation below is the only router we want, so
-# switch the emulation off for every later run in this process. The page files are named
-# *_page.py so that even the very first request for /train falls through to this script.
-PagesManager.uses_pages_directory = False
+# A pages/ folder makes Streamlit emulate its old file-per-page mode until this script has run
+# once; st.navigation below is the only router we want, so switch the emulation off for every
+# later run in this process (a page started by the emulation reruns through here: see
+# ui/routing.py).
+stop_page_emulation()
 
 st.set_page_config(
     page_title="Architecture Playground",
@@ -27,12 +27,12 @@ st.set_page_config(
 init_state()
 
 PAGES = [
-    st.Page("pages/build_page.py", title="Build", icon=":material/construction:", default=True,
+    st.Page("pages/build.py", title="Build", icon=":material/construction:", default=True,
             url_path="build"),
-    st.Page("pages/train_page.py", title="Train", icon=":material/monitoring:", url_path="train"),
-    st.Page("pages/compare_page.py", title="Compare", icon=":material/compare:",
+    st.Page("pages/train.py", title="Train", icon=":material/monitoring:", url_path="train"),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:",
             url_path="compare"),
-    st.Page("pages/learn_page.py", title="Learn", icon=":material/school:", url_path="learn"),
+    st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
 
 page = st.navigation(PAGES)

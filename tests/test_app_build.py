@@ -56,8 +56,8 @@ def _expand_stage(at: AppTest, i: int) -> AppTest:
     return at
 
 
-@pytest.mark.parametrize("page", ["pages/build_page.py", "pages/train_page.py",
-                                  "pages/compare_page.py", "pages/learn_page.py"])
+@pytest.mark.parametrize("page", ["pages/build.py", "pages/train.py",
+                                  "pages/compare.py", "pages/learn.py"])
 def test_every_page_renders(page: str) -> None:
     at = _app()
     at.switch_page(page).run()

@@ -49,7 +49,7 @@ def _table(at: AppTest, which: str = "cmp_table"):
 
 
 def test_compare_defaults_to_vgg16_and_resnet50_with_exact_numbers() -> None:
-    at = _page("pages/compare_page.py")
+    at = _page("pages/compare.py")
     table = _table(at)
     assert list(table.columns) == ["VGG-16", "ResNet-50"]
     assert table.loc["parameters", "VGG-16"] == "138,357,544"
@@ -61,7 +61,7 @@ def test_compare_defaults_to_vgg16_and_resnet50_with_exact_numbers() -> None:
 
 
 def test_pick_items_table_matches_the_analysis_and_diff_names_stages() -> None:
-    at = _page("pages/compare_page.py")
+    at = _page("pages/compare.py")
     at.multiselect(key="_cmp_items").set_value(
         ["preset:plain20_cifar", "preset:resnet20_cifar", "zoo:resnet18"]).run()
     assert not at.exception, at.exception
@@ -84,7 +84,7 @@ def test_pick_items_table_matches_the_analysis_and_diff_names_stages() -> None:
 
 
 def test_one_item_asks_for_another() -> None:
-    at = _page("pages/compare_page.py")
+    at = _page("pages/compare.py")
     at.multiselect(key="_cmp_items").set_value(["preset:small_cnn"]).run()
     assert not at.exception
     assert any("at least two" in i.value for i in at.info)
@@ -110,7 +110,7 @@ def test_runs_side_by_side_highlight_the_settings_that_differ() -> None:
     store = RunStore(default_db_path())
     a = _stored_run(store, "calm", 0.01, "finished", "finished 3 steps")
     b = _stored_run(store, "hot", 5.0, "diverged", "diverged at step 3: the loss became inf")
-    at = _page("pages/compare_page.py")
+    at = _page("pages/compare.py")
     at.multiselect(key="_cmp_items").set_value([f"run:{a}", f"run:{b}"]).run()
     assert not at.exception, at.exception
     table = _table(at)
@@ -126,13 +126,13 @@ def test_runs_side_by_side_highlight_the_settings_that_differ() -> None:
 
 
 def test_experiments_need_a_name() -> None:
-    at = _page("pages/compare_page.py", user=None, cmp_tab="Experiments")
+    at = _page("pages/compare.py", user=None, cmp_tab="Experiments")
     assert at.button(key="exp_run").disabled
     assert any("Enter your name" in w.value for w in at.warning)
 
 
 def test_experiment_suite_runs_through_the_runner_and_shows_results() -> None:
-    at = _page("pages/compare_page.py", cmp_tab="Experiments", exp_suite="lr_clip")
+    at = _page("pages/compare.py", cmp_tab="Experiments", exp_suite="lr_clip")
     at.toggle(key="exp_quick").set_value(True).run()
     at.button(key="exp_run").click().run()
     assert not at.exception, at.exception
@@ -153,7 +153,7 @@ def test_experiment_suite_runs_through_the_runner_and_shows_results() -> None:
 
 
 def test_custom_grid_explains_bad_values() -> None:
-    at = _page("pages/compare_page.py", cmp_tab="Experiments", exp_suite="custom")
+    at = _page("pages/compare.py", cmp_tab="Experiments", exp_suite="custom")
     assert not at.exception
     at.text_input(key="exp_grid_v1_lr").input("0.1, fast").run()
     assert any("'fast' is not a number" in e.value for e in at.error)
@@ -163,7 +163,7 @@ def test_custom_grid_explains_bad_values() -> None:
 
 
 def test_learn_renders_every_lesson_with_its_figure() -> None:
-    at = _page("pages/learn_page.py")
+    at = _page("pages/learn.py")
     assert at.get("plotly_chart")
     for lesson_id in LESSONS:
         at.radio(key="_learn_lesson").set_value(lesson_id).run()
@@ -174,7 +174,7 @@ def test_learn_renders_every_lesson_with_its_figure() -> None:
 
 
 def test_learn_control_changes_the_figure_and_shapes_calculator() -> None:
-    at = _page("pages/learn_page.py")
+    at = _page("pages/learn.py")
     at.select_slider(key="learn_gradients_depth").set_value(20).run()
     assert not at.exception
     at.radio(key="_learn_lesson").set_value("shapes").run()
@@ -186,13 +186,13 @@ def test_learn_control_changes_the_figure_and_shapes_calculator() -> None:
 
 
 def test_learn_opens_the_preset_on_build_and_the_experiment_on_compare() -> None:
-    at = _page("pages/learn_page.py")
+    at = _page("pages/learn.py")
     at.button(key="learn_open_gradients").click().run()
     assert not at.exception, at.exception
     assert at.session_state.spec == get_preset("deep_sigmoid_mlp")
     params = next(m.value for m in at.metric if m.label == "Parameters")
     assert params == f"{analyse_spec(get_preset('deep_sigmoid_mlp')).num_params:,}"
-    at.switch_page("pages/learn_page.py").run()
+    at.switch_page("pages/learn.py").run()
     at.radio(key="_learn_lesson").set_value("residual").run()
     at.button(key="learn_exp_residual").click().run()
     assert not at.exception, at.exception

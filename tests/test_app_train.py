@@ -18,7 +18,7 @@ def at(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
     app = AppTest.from_file(APP, default_timeout=120)
     app.query_params["user"] = "Ada"
     app.run()
-    app.switch_page("pages/train_page.py").run()
+    app.switch_page("pages/train.py").run()
     assert not app.exception, app.exception
     return app
 
@@ -32,7 +32,7 @@ def test_train_page_needs_a_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PLAYGROUND_HOME", str(tmp_path / "home"))
     app = AppTest.from_file(APP, default_timeout=60)
     app.run()
-    app.switch_page("pages/train_page.py").run()
+    app.switch_page("pages/train.py").run()
     assert not app.exception
     assert app.button(key="tr_start").disabled
     assert any("Enter your name" in w.value for w in app.warning)
@@ -66,7 +66,7 @@ def test_start_run_see_it_live_and_finish(at: AppTest) -> None:
     again = AppTest.from_file(APP, default_timeout=60)
     again.query_params["user"] = "Ada"
     again.run()
-    again.switch_page("pages/train_page.py").run()
+    again.switch_page("pages/train.py").run()
     assert "finished" in _progress(again) and "step 60 of 60" in _progress(again)
 
 

@@ -19,8 +19,8 @@ from playground.presets import PRESETS
 from ui.learn_charts import draw
 from ui.state import set_spec
 
-BUILD_PAGE = "pages/build_page.py"
-COMPARE_PAGE = "pages/compare_page.py"
+BUILD_PAGE = "pages/build.py"
+COMPARE_PAGE = "pages/compare.py"
 
 
 @st.cache_data(max_entries=128, show_spinner="Measuring...")

@@ -6,6 +6,7 @@ Locally the browser tests skip with a reason when Chromium or Playwright is miss
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -42,11 +43,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def _serve(home: Path) -> Iterator[str]:
     """Start the app exactly as the README does, on a free loopback port; stop it by PID."""
     port = _free_port()
-    home = tmp_path_factory.mktemp("playground-home")
     env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     log = open(home / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -56,28 +56,44 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-        if proc.poll() is not None:
-            break
-    else:
-        proc.kill()
-        pytest.fail(f"streamlit did not start: {(home / 'server.log').read_text()[-2000:]}")
-    if proc.poll() is not None:
-        pytest.fail(f"streamlit exited: {(home / 'server.log').read_text()[-2000:]}")
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+            if proc.poll() is not None:
+                break
+        else:
+            pytest.fail(f"streamlit did not start: {(home / 'server.log').read_text()[-2000:]}")
+        if proc.poll() is not None:
+            pytest.fail(f"streamlit exited: {(home / 'server.log').read_text()[-2000:]}")
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server for the session's browser tests."""
+    with _serve(tmp_path_factory.mktemp("playground-home")) as url:
+        yield url
+
+
+@pytest.fixture()
+def fresh_app_url(tmp_path: Path) -> Iterator[str]:
+    """A server of its own that no page has been opened on yet (first-request behaviour)."""
+    with _serve(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,10 @@ import streamlit as st
 from playground.errors import PlaygroundError
 from ui.compare_experiments import experiments
 from ui.compare_view import side_by_side
+from ui.routing import ensure_routed
 from ui.state import show_flash
+
+ensure_routed()  # first, before anything reads the session: see ui/routing.py
 
 TABS = ["Side by side", "Experiments"]
 

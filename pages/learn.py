@@ -8,7 +8,10 @@ from playground.errors import PlaygroundError
 from playground.lessons import LESSONS, get_lesson
 from ui.compare_state import keep
 from ui.learn_view import lesson_view
+from ui.routing import ensure_routed
 from ui.state import show_flash
+
+ensure_routed()  # first, before anything reads the session: see ui/routing.py
 
 st.title("Learn")
 st.caption(

@@ -23,9 +23,12 @@ from playground.targets import (
 from ui import editor
 from ui.charts import feature_map_chart, per_layer_bars, receptive_field_chart
 from ui.format import fmt_bytes, fmt_int, fmt_shape, fmt_si
+from ui.routing import ensure_routed
 from ui.sources import source_picker
 from ui.state import set_spec, show_flash
 from ui.tables import layer_table
+
+ensure_routed()  # first, before anything reads the session: see ui/routing.py
 
 st.title("Build a network")
 st.caption(
@@ -101,7 +104,7 @@ if analysis is not None:
             source = st.session_state.source
             if source.startswith("preset:") and source[7:] in PRESETS:
                 st.session_state.tr_dataset = PRESETS.get(source[7:]).dataset  # its own data
-            st.switch_page("pages/train_page.py")
+            st.switch_page("pages/train.py")
 
 
 left, right = st.columns([5, 7], gap="large")

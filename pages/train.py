@@ -18,8 +18,11 @@ from playground.targets import analyse_spec, fit_to_dataset
 from playground.train import resolve_device, settings_from_dict
 from ui.format import fmt_int, fmt_si
 from ui.jobs import get_runner, get_store
+from ui.routing import ensure_routed
 from ui.state import show_flash
 from ui.train_view import run_view
+
+ensure_routed()  # first, before anything reads the session: see ui/routing.py
 
 st.title("Train")
 st.caption(
