@@ -674,7 +674,7 @@ class _StepNorms:
             if s.weight_index:
                 torch._foreach_copy_(s.bank_views[0], self._pick(weights, s.weight_index))
         if not weights:
-            return torch.zeros(0)
+            return torch.zeros(0, device=self.segments[0].buf.device if self.segments else None)
         return torch.stack(torch._foreach_norm(weights)).float()
 
     def grads(self, grads: list[Tensor]) -> list[Tensor]:
