@@ -59,6 +59,8 @@ def test_start_run_see_it_live_and_finish(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
     wait_until(at, lambda: "finished" in _progress(at), what="the run to finish")
     assert "step 60 of 60" in _progress(at)
+    assert any(c.value.startswith("Trained on cpu · ") and "samples/s" in c.value
+               for c in at.caption), [c.value for c in at.caption]
     values = {m.label: m.value for m in at.metric}
     assert values["Validation accuracy"].endswith("%")
     assert len(at.get("plotly_chart")) >= 2  # loss and accuracy

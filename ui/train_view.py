@@ -89,6 +89,24 @@ def _header(run: Run, series: dict[str, Any]) -> None:
         st.info(run.message)
     elif run.status == "finished" and run.message:
         st.success(run.message)
+    if run.status not in ACTIVE_STATUSES and (where := _where_and_speed(run.summary)):
+        st.caption(where)
+
+
+def _where_and_speed(summary: dict[str, Any]) -> str:
+    """'Trained on cuda:0 with bf16 mixed precision · 41,000 samples/s · 12 s in all'."""
+    device = summary.get("device")
+    if not device:
+        return ""
+    amp = summary.get("amp")
+    parts = [f"Trained on {device}" + (f" with {amp} mixed precision"
+                                       if amp and amp != "off" else "")]
+    if summary.get("samples_per_s"):
+        parts.append(f"{fmt_int(round(summary['samples_per_s']))} samples/s")
+    wall = summary.get("wall_s")
+    if wall is not None:
+        parts.append(f"{wall:.1f} s in all" if wall < 10 else f"{fmt_duration(wall)} in all")
+    return " · ".join(parts)
 
 
 def _summary(series: dict[str, Any]) -> None:
