@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.errors import PlaygroundError
-from playground.runs import SQLiteFile, default_db_path, normalise_owner
+from playground.runs import SQLiteStore, default_db_path, normalise_owner
 from playground.spec import NetworkSpec, spec_from_dict
 
 MAX_NAME_CHARS = 80
@@ -63,18 +63,10 @@ def normalise_design_name(name: str) -> str:
     return text
 
 
-class DesignStore:
+class DesignStore(SQLiteStore):
     """Named specs per owner in one SQLite file (defaults to the run store's file)."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
-        self._db = SQLiteFile(path, _SCHEMA)
-
-    @property
-    def path(self) -> Path:
-        return self._db.path
-
-    def close(self) -> None:
-        self._db.close()
+    SCHEMA = _SCHEMA
 
     def save_design(self, owner: str, name: str, spec: NetworkSpec | dict[str, Any]) -> SavedDesign:
         """Save ``spec`` as ``name`` for ``owner``, replacing a design of the same name."""
@@ -106,11 +98,11 @@ class DesignStore:
 
     def list_designs(self, owner: str) -> list[SavedDesign]:
         """``owner``'s designs, most recently saved first."""
-        rows = self._db.connection().execute(
+        rows = self._read(
             "SELECT owner, name, spec_json, created_at, updated_at FROM designs "
             "WHERE owner = ? ORDER BY updated_at DESC, name",
             (normalise_owner(owner),),
-        ).fetchall()
+        )
         out = []
         for own, name, spec_json, created, updated in rows:
             try:
@@ -124,13 +116,13 @@ class DesignStore:
         """The spec saved as ``name``; :class:`PlaygroundError` if there is none."""
         owner = normalise_owner(owner)
         name = normalise_design_name(name)
-        row = self._db.connection().execute(
+        rows = self._read(
             "SELECT spec_json FROM designs WHERE owner = ? AND name = ?", (owner, name)
-        ).fetchone()
-        if row is None:
+        )
+        if not rows:
             raise PlaygroundError(f"{owner} has no saved design called {name!r}")
         try:
-            data = json.loads(row[0])
+            data = json.loads(rows[0][0])
         except ValueError:
             raise PlaygroundError(f"the saved design {name!r} is damaged; save it again") from None
         return spec_from_dict(data)

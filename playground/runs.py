@@ -322,15 +322,17 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-class RunStore:
-    """Runs and their metrics in one SQLite file (``path`` defaults to :func:`default_db_path`).
+class SQLiteStore:
+    """A store over one :class:`SQLiteFile` whose tables ``SCHEMA`` creates (if missing).
 
     Cheap to create and safe to pickle (only the path travels); each thread and process opens
-    its own connection on first use.
+    its own connection on first use. ``path`` defaults to :func:`default_db_path`.
     """
 
+    SCHEMA = ""
+
     def __init__(self, path: str | os.PathLike[str] | None = None):
-        self._db = SQLiteFile(path, _SCHEMA)
+        self._db = SQLiteFile(path, self.SCHEMA)
 
     @property
     def path(self) -> Path:
@@ -341,6 +343,12 @@ class RunStore:
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         return self._db.connection().execute(sql, tuple(args)).fetchall()
+
+
+class RunStore(SQLiteStore):
+    """Runs and their metrics in one SQLite file (see :class:`SQLiteStore`)."""
+
+    SCHEMA = _SCHEMA
 
     # -- runs --------------------------------------------------------------------------------
     def create_run(self, owner: str, title: str, spec: dict[str, Any],
