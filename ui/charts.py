@@ -24,14 +24,18 @@ _LAYOUT = {
 }
 
 
+# Log axes: every tick in full, "0.5" rather than plotly's bare "5", and powers as 10^-8
+# rather than SI's "10n" (a gradient norm has no unit).
+LOG_AXIS = {"exponentformat": "power", "minorloglabels": "complete"}
+
+
 def _fig(title: str, x_title: str, y_title: str, log_y: bool = False) -> go.Figure:
     fig = go.Figure()
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, **_LAYOUT)
     fig.update_xaxes(gridcolor="#e5e5e5", zerolinecolor="#cccccc")
     fig.update_yaxes(gridcolor="#e5e5e5", zerolinecolor="#cccccc")
     if log_y:
-        # full numbers on every tick ("0.5", "2e-8"), not plotly's bare digits ("5", "2")
-        fig.update_yaxes(type="log", tickformat=".3~g")
+        fig.update_yaxes(type="log", **LOG_AXIS)
     return fig
 
 

@@ -68,15 +68,6 @@ def layer_bars(entries: Sequence[Entry], field: str, title: str, y_title: str,
     return fig
 
 
-def readable_log_axes(fig: go.Figure) -> go.Figure:
-    """Log axes labelled 10^-8 rather than SI's "10n" (a gradient norm has no unit)."""
-    fig.for_each_yaxis(lambda ax: ax.update(exponentformat="power") if ax.type == "log"
-                       else None)
-    fig.for_each_xaxis(lambda ax: ax.update(exponentformat="power") if ax.type == "log"
-                       else None)
-    return fig
-
-
 def figures_html(figures: Sequence[go.Figure], title: str = "Comparison") -> str:
     """One standalone HTML page holding every figure; plotly.js is embedded once (works
     offline, about 4 MB)."""

@@ -42,7 +42,6 @@ from playground.spec import NetworkSpec
 from playground.targets import analyse_spec, fit_to_dataset
 from playground.train import settings_from_dict
 from ui.charts import PALETTE
-from ui.compare_charts import readable_log_axes
 from ui.compare_state import keep
 from ui.compare_view import legend
 from ui.jobs import get_runner, get_store
@@ -345,7 +344,7 @@ def _charts(store: RunStore, b: Batch) -> None:
     c3, c4 = st.columns(2)
     for col, fig, name in zip((c1, c2, c3), figs, ("loss", "acc", "gn"), strict=True):
         fig.update_layout(showlegend=False)
-        col.plotly_chart(readable_log_axes(fig), width="stretch", key=f"exp_{name}_{b.batch}")
+        col.plotly_chart(fig, width="stretch", key=f"exp_{name}_{b.batch}")
     with c4:
         when = st.segmented_control("Gradient flow", ["at the start", "at the end"],
                                     default="at the start", key=f"exp_when_{b.batch}")
@@ -359,7 +358,7 @@ def _charts(store: RunStore, b: Batch) -> None:
             lines.append((title, color, store.layer_labels(rid), values))
         fig = gradient_flow_chart(lines, f"Gradient flow {when or 'at the start'}")
         fig.update_layout(showlegend=False)
-        st.plotly_chart(readable_log_axes(fig), width="stretch", key=f"exp_flow_{b.batch}")
+        st.plotly_chart(fig, width="stretch", key=f"exp_flow_{b.batch}")
     st.caption("Solid: training (faint: every batch; bold: moving average); dashed: "
                "validation. Hover a line for its run. Gradient flow: each layer's gradient "
                "norm, input side on the left.")

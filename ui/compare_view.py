@@ -42,7 +42,7 @@ from playground.presets import list_presets
 from playground.runs import DONE_STATUSES
 from playground.zoo import zoo_names
 from ui.charts import PALETTE
-from ui.compare_charts import figures_html, layer_bars, readable_log_axes, stage_bars
+from ui.compare_charts import figures_html, layer_bars, stage_bars
 from ui.compare_state import keep
 from ui.format import fmt_bytes, fmt_duration, fmt_int, fmt_si
 from ui.jobs import get_store
@@ -279,7 +279,7 @@ def _run_charts(runs: list[tuple[CompareItem, str]]) -> list[Any]:
         grad_norm_chart(chart_items),
     ]
     for fig in figs:
-        readable_log_axes(fig).update_layout(showlegend=False)
+        fig.update_layout(showlegend=False)
     c1, c2 = st.columns(2)
     c1.plotly_chart(figs[0], width="stretch", key="cmp_loss")
     c2.plotly_chart(figs[1], width="stretch", key="cmp_acc")
@@ -301,7 +301,7 @@ def _run_charts(runs: list[tuple[CompareItem, str]]) -> list[Any]:
                 if used is not None:
                     labels = get_store().layer_labels(int(item.key))
                     lines.append((f"{item.label} (step {used})", color, labels, values))
-            fig = readable_log_axes(gradient_flow_chart(lines, f"Gradient flow at step {step}"))
+            fig = gradient_flow_chart(lines, f"Gradient flow at step {step}")
             fig.update_layout(showlegend=False)
             st.plotly_chart(fig, width="stretch", key="cmp_flow")
             figs.append(fig)
@@ -320,12 +320,12 @@ def _design_charts(analysed: list[tuple[CompareItem, str, Any]]) -> list[Any]:
     log = st.toggle("Log scale", value=True, key="cmp_log")
     parts = [(item.label, color, stage_breakdown(a)) for item, color, a in analysed]
     rows = [(item.label, color, a.rows) for item, color, a in analysed]
-    figs = [readable_log_axes(f) for f in (
+    figs = [
         stage_bars(parts, "params", "Parameters per stage", "parameters", log),
         stage_bars(parts, "macs", "MACs per stage", "MACs (fvcore)", log),
         layer_bars(rows, "num_params", "Parameters per weight layer", "parameters", log),
         layer_bars(rows, "macs", "MACs per weight layer", "MACs (fvcore)", log),
-    )]
+    ]
     c1, c2 = st.columns(2)
     c1.plotly_chart(figs[0], width="stretch", key="cmp_stage_params")
     c2.plotly_chart(figs[1], width="stretch", key="cmp_stage_macs")

@@ -12,8 +12,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from ui.charts import PALETTE, _fig
-from ui.compare_charts import readable_log_axes
+from ui.charts import LOG_AXIS, PALETTE, _fig
 from ui.run_charts import gradient_flow_chart
 
 
@@ -117,7 +116,7 @@ def optimizers(data: dict[str, Any]) -> list[go.Figure]:
 def batch(data: dict[str, Any]) -> list[go.Figure]:
     fig = _fig("How noisy is a mini-batch gradient?", "batch size B (log)",
                "||g_B - g|| / ||g|| (log)", log_y=True)
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", **LOG_AXIS)
     fig.add_trace(go.Scatter(x=data["sizes"], y=data["rel_error"], mode="lines+markers",
                              name="measured", line={"color": _color(0), "width": 3}))
     fig.add_trace(go.Scatter(x=data["sizes"], y=data["reference"], mode="lines",
@@ -166,7 +165,7 @@ def costs(data: dict[str, Any]) -> list[go.Figure]:
 
 def draw(lesson_id: str, data: dict[str, Any]) -> list[go.Figure]:
     """The figures of lesson ``lesson_id`` for its figure data."""
-    return [readable_log_axes(f) for f in LESSON_CHARTS[lesson_id](data)]
+    return LESSON_CHARTS[lesson_id](data)
 
 
 LESSON_CHARTS: dict[str, Callable[[dict[str, Any]], list[go.Figure]]] = {
