@@ -44,7 +44,7 @@ from playground.zoo import zoo_names
 from ui.charts import PALETTE
 from ui.compare_charts import figures_html, layer_bars, stage_bars
 from ui.compare_state import keep
-from ui.format import fmt_bytes, fmt_duration, fmt_int, fmt_si
+from ui.format import fmt_bytes, fmt_int, fmt_si, fmt_wall
 from ui.jobs import get_store
 from ui.run_charts import accuracy_chart, grad_norm_chart, gradient_flow_chart, scalar_chart
 
@@ -111,7 +111,7 @@ FORMAT: dict[str, Callable[[Any], str]] = {
     "train_memory": fmt_bytes, "final_val_acc": _pct, "best_val_acc": _pct,
     "final_loss": lambda v: "n/a" if v is None else f"{v:.3f}",
     "steps_done": fmt_int, "steps_per_s": lambda v: "n/a" if v is None else f"{v:.1f}",
-    "wall_s": lambda v: "n/a" if v is None else f"{v:.1f} s" if v < 60 else fmt_duration(v),
+    "wall_s": fmt_wall,
 }
 
 

@@ -49,3 +49,10 @@ def fmt_duration(seconds: float | None) -> str:
         return f"{minutes} min {sec:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def fmt_wall(seconds: float | None) -> str:
+    """A measured time: "3.2 s" under a minute (tenths matter there), else as fmt_duration."""
+    if seconds is None:
+        return "n/a"
+    return f"{seconds:.1f} s" if seconds < 60 else fmt_duration(seconds)

@@ -15,7 +15,7 @@ import streamlit as st
 from playground.errors import PlaygroundError
 from playground.runs import ACTIVE_STATUSES, Run
 from ui.charts import PALETTE
-from ui.format import fmt_duration, fmt_int
+from ui.format import fmt_duration, fmt_int, fmt_wall
 from ui.jobs import get_runner, get_store
 from ui.run_charts import (
     accuracy_chart,
@@ -103,9 +103,8 @@ def _where_and_speed(summary: dict[str, Any]) -> str:
                                        if amp and amp != "off" else "")]
     if summary.get("samples_per_s"):
         parts.append(f"{fmt_int(round(summary['samples_per_s']))} samples/s")
-    wall = summary.get("wall_s")
-    if wall is not None:
-        parts.append(f"{wall:.1f} s in all" if wall < 10 else f"{fmt_duration(wall)} in all")
+    if summary.get("wall_s") is not None:
+        parts.append(f"{fmt_wall(summary['wall_s'])} in all")
     return " · ".join(parts)
 
 
