@@ -56,12 +56,20 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from torch import Tensor, nn
 
 from playground.build import build_model
 from playground.data import DATASETS, DataSplit, augment, get_dataset_info, load_dataset
-from playground.errors import ConfigError
+from playground.errors import ConfigError, UnknownNameError
 from playground.optim import (
     OPTIMIZERS,
     SCHEDULES,
@@ -208,18 +216,14 @@ class TrainSettings(BaseModel):
     flush_every: int = Field(10, description="steps between flushes of records to emit (at "
                              "most ~4 a second; always at evaluations and the end)")
 
-    @field_validator("dataset")
+    @field_validator("dataset", "optimizer", "schedule")
     @classmethod
-    def _known_dataset(cls, v: str) -> str:
-        if v not in DATASETS:
-            raise ValueError(f"unknown data set {v!r}; choose one of: {', '.join(DATASETS)}")
-        return v
-
-    @field_validator("optimizer")
-    @classmethod
-    def _known_optimizer(cls, v: str) -> str:
-        if v not in OPTIMIZERS:
-            raise ValueError(f"unknown optimiser {v!r}; choose one of: {', '.join(OPTIMIZERS)}")
+    def _registered(cls, v: str, info: ValidationInfo) -> str:
+        registry = {"dataset": DATASETS, "optimizer": OPTIMIZERS, "schedule": SCHEDULES}
+        try:
+            registry[info.field_name].get(v)  # the registry's own "unknown ...; choose" text
+        except UnknownNameError as err:
+            raise ValueError(str(err)) from None
         return v
 
     @field_validator("device")
@@ -258,9 +262,6 @@ class TrainSettings(BaseModel):
              f"label_smoothing must be in [0, 1); got {self.label_smoothing}")
         need(self.early_stopping_patience is None or self.early_stopping_patience >= 1,
              "early_stopping_patience must be at least 1")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of: "
-                             f"{', '.join(SCHEDULES)}")
         try:
             resolve_schedule_params(self.schedule, self.schedule_params)
         except ConfigError as err:
@@ -732,7 +733,7 @@ class _Recorder:
         self.width = norms.width
         self.step_norms = norms
         device = weight_norms.device
-        self.grad_cols = torch.tensor(norms.grad_col, device=device)  # every parameter
+        self.n_params = len(norms.grad_col)  # the first columns of tensor_norms
         self.layer_grad_cols = torch.tensor(layer_grad_cols, device=device)  # layer weights
         self.bank_cols = torch.tensor(norms.bank_col, device=device)  # (2, L)
         self.prev_weight_norms = weight_norms  # (L,) norms before the next buffered step
@@ -781,9 +782,9 @@ class _Recorder:
         if n:
             rows = torch.cat(self.norms).view(n, self.width)
             sq = self.step_norms.tensor_norms(rows)  # (n, P + 2L) squared norms, float64
-            gn = sq[:, self.grad_cols].sum(1).sqrt().float()  # (n,) total, before clipping
+            gn = sq[:, :self.n_params].sum(1).sqrt().float()  # (n,) total, before clipping
             gnc = torch.stack(self.clipped).float() if self.clipped else gn
-            layer_gn = sq[:, self.layer_grad_cols].sqrt()  # (n, L) weight-gradient norms
+            layer_gn = sq[:, self.layer_grad_cols].sqrt().float()  # (n, L) weight gradients
             # step k wrote its weights to bank k % 2 and its update to the other bank
             parity = torch.tensor(self.steps, device=sq.device) % 2
             wn = sq.gather(1, self.bank_cols[parity]).sqrt()  # (n, L) after each step
@@ -791,7 +792,6 @@ class _Recorder:
             before = torch.cat([self.prev_weight_norms[None].to(wn.dtype), wn[:-1]])
             self.prev_weight_norms = wn[-1]
             ratio = (dn / before.clamp_min(1e-12)).float()
-            layer_gn = layer_gn.float()
             m = n * self.samples  # every step sees samples_per_step examples; a step that
             # failed half-way may have left more logits: they are not counted
             hits = torch.cat(self.logits)[:m].argmax(1) == torch.cat(self.labels)[:m]
