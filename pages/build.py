@@ -8,6 +8,7 @@ from playground.analysis import OPTIMIZER_STATE_SLOTS, explain_row, training_mem
 from playground.build import validate
 from playground.errors import ConfigError, PlaygroundError, SpecError
 from playground.export import EXPORTERS
+from playground.format import fmt_bytes, fmt_int, fmt_shape, fmt_si
 from playground.presets import PRESETS
 from playground.settings import get_settings
 from playground.share import encode_spec
@@ -22,7 +23,6 @@ from playground.targets import (
 )
 from ui import editor
 from ui.charts import feature_map_chart, per_layer_bars, receptive_field_chart
-from ui.format import fmt_bytes, fmt_int, fmt_shape, fmt_si
 from ui.routing import ensure_routed
 from ui.sources import source_picker
 from ui.state import set_spec, show_flash

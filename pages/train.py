@@ -10,13 +10,13 @@ from playground.build import validate
 from playground.data import get_dataset_info, list_datasets
 from playground.designs import list_designs, load_design
 from playground.errors import PlaygroundError, SpecError
+from playground.format import fmt_int, fmt_si
 from playground.optim import OPTIMIZERS, SCHEDULES
 from playground.presets import PRESETS, list_presets
 from playground.runs import ACTIVE_STATUSES
 from playground.spec import NetworkSpec
 from playground.targets import analyse_spec, fit_to_dataset
 from playground.train import resolve_device, settings_from_dict
-from ui.format import fmt_int, fmt_si
 from ui.jobs import get_runner, get_store
 from ui.routing import ensure_routed
 from ui.state import show_flash

@@ -19,18 +19,15 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playground.errors import PlaygroundError
+from playground.format import fmt_si
+
+if TYPE_CHECKING:
+    from playground.spec import NetworkSpec
 
 EXIT_USAGE = 2
-
-
-def _fmt_si(n: float) -> str:
-    for prefix, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {prefix}"
-    return f"{n:.0f}"
 
 
 def _table(headers: list[str], rows: list[list[Any]], right: set[int] | None = None) -> str:
@@ -60,7 +57,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
         a = analyse_spec(spec)
         shape = "x".join(str(s) for s in spec.input.shape)
         rows.append([p.name, GROUPS[p.group].split(" (")[0], shape, f"{a.num_params:,}",
-                     _fmt_si(a.macs), p.title])
+                     fmt_si(a.macs), p.title])
         data.append({"name": p.name, "group": p.group, "title": p.title, "input": shape,
                      "num_params": a.num_params, "macs": a.macs, "teaches": p.teaches})
     if args.format == "json":
@@ -77,6 +74,15 @@ def _target(args: argparse.Namespace):
 
     shape = parse_shape(args.input) if args.input else None
     return resolve_target(args.target, shape, args.classes)
+
+
+def _design(args: argparse.Namespace, what: str) -> NetworkSpec:
+    """The target's spec; a torchvision model (no spec) is refused for ``what``."""
+    target = _target(args)
+    if target.spec is None:
+        raise PlaygroundError(f"{args.target} is a torchvision model; {what} works on playground "
+                              "designs (presets or spec files)")
+    return target.spec
 
 
 def cmd_analyse(args: argparse.Namespace) -> int:
@@ -122,8 +128,8 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     print(_table(headers, pretty, {0, 4, 5, 8}))
     print()
     print(f"parameters         {a.num_params:,}")
-    print(f"MACs (fvcore)      {a.macs:,}  ({_fmt_si(a.macs)})  one multiply-add = one FLOP")
-    print(f"FLOPs (2 x MACs)   {a.flops:,}  ({_fmt_si(a.flops)})")
+    print(f"MACs (fvcore)      {a.macs:,}  ({fmt_si(a.macs)})  one multiply-add = one FLOP")
+    print(f"FLOPs (2 x MACs)   {a.flops:,}  ({fmt_si(a.flops)})")
     print(f"depth              {a.depth} weight layers")
     rf = final_receptive_field(a)
     if rf:
@@ -145,15 +151,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from playground.build import check
     from playground.export import EXPORTERS
 
-    target = _target(args)
-    if target.spec is None:
-        raise PlaygroundError(
-            f"{args.target} is a torchvision model; export works on playground designs "
-            "(presets or spec files)"
-        )
-    check(target.spec)
+    spec = _design(args, "export")
+    check(spec)
     fn, _ext, _mime = EXPORTERS[args.format]
-    text = fn(target.spec)
+    text = fn(spec)
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}", file=sys.stderr)
@@ -179,18 +180,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from playground.targets import fit_to_dataset
     from playground.train import settings_from_dict
 
-    target = _target(args)
-    if target.spec is None:
-        raise PlaygroundError(
-            f"{args.target} is a torchvision model; training works on playground designs "
-            "(presets or spec files)"
-        )
+    design = _design(args, "training")
     if args.dataset is None:
         from playground.presets import PRESETS
 
         args.dataset = (PRESETS.get(args.target).dataset if args.target in PRESETS
                         else "shapes")
-    spec, notes = fit_to_dataset(target.spec, args.dataset)
+    spec, notes = fit_to_dataset(design, args.dataset)
     check(spec)
     raw: dict[str, Any] = {
         "dataset": args.dataset, "steps": args.steps, "batch_size": args.batch_size,

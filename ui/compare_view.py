@@ -38,13 +38,13 @@ from playground.compare import (
 )
 from playground.designs import list_designs
 from playground.errors import PlaygroundError
+from playground.format import fmt_bytes, fmt_int, fmt_si, fmt_wall
 from playground.presets import list_presets
 from playground.runs import DONE_STATUSES
 from playground.zoo import zoo_names
 from ui.charts import PALETTE
 from ui.compare_charts import figures_html, layer_bars, stage_bars
 from ui.compare_state import keep
-from ui.format import fmt_bytes, fmt_int, fmt_si, fmt_wall
 from ui.jobs import get_store
 from ui.run_charts import accuracy_chart, grad_norm_chart, gradient_flow_chart, scalar_chart
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import streamlit as st
 
-from ui.format import fmt_bytes, fmt_shape
+from playground.format import fmt_bytes, fmt_shape
 
 
 def layer_rows(analysis: Any, labels: dict[str, Any]) -> list[dict[str, Any]]:

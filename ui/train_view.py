@@ -13,9 +13,9 @@ from typing import Any
 import streamlit as st
 
 from playground.errors import PlaygroundError
+from playground.format import fmt_duration, fmt_int, fmt_wall
 from playground.runs import ACTIVE_STATUSES, Run
 from ui.charts import PALETTE
-from ui.format import fmt_duration, fmt_int, fmt_wall
 from ui.jobs import get_runner, get_store
 from ui.run_charts import (
     accuracy_chart,

@@ -1,4 +1,5 @@
-"""Consistent number formatting for a projector: 138,357,544 and 15.47 G, bytes in MiB/GiB."""
+"""Consistent number formatting for a projector and a terminal: 138,357,544 and 15.47 G,
+bytes in MiB/GiB. Used by the pages (through ui/) and the CLI alike."""
 
 from __future__ import annotations
 
