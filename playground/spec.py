@@ -239,12 +239,16 @@ def spec_from_dict(data: Any) -> NetworkSpec:
         raise SpecError(problems) from None
 
 
-def spec_from_json(text: str | bytes) -> NetworkSpec:
+def read_json(text: str | bytes, what: str = "this") -> Any:
+    """Parse JSON text; broken text raises one ConfigError naming ``what`` was read."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"this is not valid JSON ({exc})") from None
-    return spec_from_dict(data)
+        raise ConfigError(f"{what} is not valid JSON ({exc})") from None
+
+
+def spec_from_json(text: str | bytes) -> NetworkSpec:
+    return spec_from_dict(read_json(text))
 
 
 def spec_from_yaml(text: str | bytes) -> NetworkSpec:

@@ -78,7 +78,7 @@ from playground.optim import (
     resolve_schedule_params,
 )
 from playground.settings import get_settings
-from playground.spec import NetworkSpec
+from playground.spec import NetworkSpec, read_json
 
 __all__ = [
     "SERIES",
@@ -317,13 +317,7 @@ def settings_from_dict(data: Any) -> TrainSettings:
 
 
 def settings_from_json(text: str | bytes) -> TrainSettings:
-    import json
-
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"the training settings are not valid JSON ({exc})") from None
-    return settings_from_dict(data)
+    return settings_from_dict(read_json(text, "the training settings"))
 
 
 # -- results -----------------------------------------------------------------------------------
