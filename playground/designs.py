@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from playground.errors import PlaygroundError
-from playground.runs import SQLiteStore, default_db_path, normalise_owner
+from playground.runs import SQLiteStore, clean_name, default_db_path, normalise_owner
 from playground.spec import NetworkSpec, spec_from_dict
 
 MAX_NAME_CHARS = 80
@@ -53,14 +53,8 @@ class SavedDesign:
 
 def normalise_design_name(name: str) -> str:
     """Collapse whitespace; refuse empty or over-long names with a clear message."""
-    text = "".join(ch for ch in " ".join(str(name or "").split()) if ch.isprintable())
-    if not text:
-        raise PlaygroundError("give the design a name before saving it")
-    if len(text) > MAX_NAME_CHARS:
-        raise PlaygroundError(
-            f"that design name is {len(text)} characters long; use at most {MAX_NAME_CHARS}"
-        )
-    return text
+    return clean_name(name, MAX_NAME_CHARS, "that design name",
+                      "give the design a name before saving it")
 
 
 class DesignStore(SQLiteStore):

@@ -151,14 +151,18 @@ def normalise_owner(owner: str) -> str:
     Owners are compared case-insensitively by the database (``COLLATE NOCASE``), so "Ada" and
     "ada" are one person.
     """
-    text = " ".join(str(owner or "").split())
-    text = "".join(ch for ch in text if ch.isprintable())
+    return clean_name(owner, MAX_OWNER_CHARS, "that name",
+                      "enter your name first: runs and designs are kept under it")
+
+
+def clean_name(name: str, limit: int, what: str, when_empty: str) -> str:
+    """Collapse whitespace and drop unprintable characters; refuse an empty name (with
+    ``when_empty``) or one over ``limit`` characters (naming it ``what``)."""
+    text = "".join(ch for ch in " ".join(str(name or "").split()) if ch.isprintable())
     if not text:
-        raise PlaygroundError("enter your name first: runs and designs are kept under it")
-    if len(text) > MAX_OWNER_CHARS:
-        raise PlaygroundError(
-            f"that name is {len(text)} characters long; use at most {MAX_OWNER_CHARS}"
-        )
+        raise PlaygroundError(when_empty)
+    if len(text) > limit:
+        raise PlaygroundError(f"{what} is {len(text)} characters long; use at most {limit}")
     return text
 
 

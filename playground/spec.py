@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import yaml
@@ -205,22 +206,27 @@ def _where(loc: tuple[int | str, ...]) -> tuple[str, int | None]:
     return (", ".join(parts) or "spec"), stage
 
 
-def _plain(err: dict[str, Any]) -> str:
-    kind = err.get("type", "")
-    if kind == "extra_forbidden":
-        return "is not a known field (check its spelling)"
+def plain_type_error(err: Mapping[str, Any]) -> str | None:
+    """Pydantic's type errors in plain words ("must be a whole number; got 'wide'"), without
+    the location; None for other kinds of error. Shared by specs and training settings."""
+    kind = str(err.get("type", ""))
+    got = err.get("input")
     if kind == "missing":
         return "is required"
     if kind.startswith("literal_error"):
-        expected = err.get("ctx", {}).get("expected", "")
-        return f"must be one of {expected}; got {err.get('input')!r}"
-    if kind in {"int_parsing", "int_type", "int_from_float"}:
-        return f"must be a whole number; got {err.get('input')!r}"
-    if kind in {"float_parsing", "float_type"}:
-        return f"must be a number; got {err.get('input')!r}"
-    if kind in {"bool_parsing", "bool_type"}:
-        return f"must be true or false; got {err.get('input')!r}"
-    return str(err.get("msg", "is invalid"))
+        return f"must be one of {err.get('ctx', {}).get('expected', '')}; got {got!r}"
+    for prefix, wanted in (("int_", "a whole number"), ("float_", "a number"),
+                           ("bool_", "true or false"), ("string_", "text"),
+                           ("dict_", "a mapping of names to values (a JSON object)")):
+        if kind.startswith(prefix):
+            return f"must be {wanted}; got {got!r}"
+    return None
+
+
+def _plain(err: dict[str, Any]) -> str:
+    if err.get("type") == "extra_forbidden":
+        return "is not a known field (check its spelling)"
+    return plain_type_error(err) or str(err.get("msg", "is invalid"))
 
 
 def spec_from_dict(data: Any) -> NetworkSpec:

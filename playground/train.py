@@ -78,7 +78,7 @@ from playground.optim import (
     resolve_schedule_params,
 )
 from playground.settings import get_settings
-from playground.spec import NetworkSpec, read_json
+from playground.spec import NetworkSpec, plain_type_error, read_json
 
 __all__ = [
     "SERIES",
@@ -285,25 +285,13 @@ class TrainSettings(BaseModel):
 def _plain_error(err: Mapping[str, Any]) -> str:
     kind = str(err.get("type", ""))
     where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
-    got = err.get("input")
     if kind == "value_error":
         text = str(err.get("ctx", {}).get("error", err.get("msg", "is invalid")))
         return text if not err.get("loc") else f"{where}: {text}"
     if kind == "extra_forbidden":
         return f"{where} is not a training setting (check its spelling)"
-    if kind.startswith("literal_error"):
-        return f"{where} must be one of {err.get('ctx', {}).get('expected', '')}; got {got!r}"
-    if kind.startswith("int_"):
-        return f"{where} must be a whole number; got {got!r}"
-    if kind.startswith("float_"):
-        return f"{where} must be a number; got {got!r}"
-    if kind.startswith("bool_"):
-        return f"{where} must be true or false; got {got!r}"
-    if kind.startswith("string_"):
-        return f"{where} must be text; got {got!r}"
-    if kind.startswith("dict_"):
-        return f"{where} must be a mapping of names to numbers; got {got!r}"
-    return f"{where}: {err.get('msg', 'is invalid')}"
+    plain = plain_type_error(err)
+    return f"{where} {plain}" if plain else f"{where}: {err.get('msg', 'is invalid')}"
 
 
 def settings_from_dict(data: Any) -> TrainSettings:
