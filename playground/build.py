@@ -25,23 +25,15 @@ from torch import nn
 
 from playground.errors import Problem, SpecError
 from playground.layers import (
-    ACTIVATIONS,
-    INITS,
-    NORMS,
     init_layer,
     make_activation,
     make_norm,
     norm_is_affine_shift,
 )
-from playground.spec import NetworkSpec, PoolSpec, StageSpec
+from playground.limits import MAX_LAYER_PARAMS, MAX_TOTAL_STRIDE
+from playground.spec import NetworkSpec, PoolSpec, StageSpec, spec_problems
 
-# Caps that keep one request from taking the server down; messages say so.
-MAX_WIDTH = 8192
-MAX_DEPTH = 256
-MAX_INPUT_SIDE = 1024
-MAX_CHANNELS = 64
-MAX_KERNEL = 31
-MAX_STAGES = 32
+# Caps that keep one request from taking the server down live in playground/limits.py.
 
 Shape = tuple[int, ...]  # (C, H, W) for feature maps, (F,) for flat features
 
@@ -184,6 +176,8 @@ class _Walker:
                     stage, path)
                 self.ok = False
                 return None
+        if not _layer_params(self, where, stage, cin * cout * k * k, path):
+            return None
         out = (cout, conv_out(h, k, s, p), conv_out(w, k, s, p))
         self.record(name, where, stage, "conv", out)
         if not self.make:
@@ -254,6 +248,8 @@ class _Walker:
         if not self.ok:
             return None
         in_f = self.shape[0]
+        if not _layer_params(self, where, stage, in_f * out_f, ()):
+            return None
         self.record(name, where, stage, "linear", (out_f,))
         return nn.Linear(in_f, out_f, bias=bias) if self.make else None
 
@@ -269,89 +265,35 @@ def _container(parts: list[tuple[str, nn.Module | None]]) -> nn.Sequential:
 
 
 def _check_fields(spec: NetworkSpec, w: _Walker) -> None:
-    """Value checks that need no shapes: sizes, names, probabilities, caps."""
-    def need(cond: bool, where: str, msg: str, hint: str = "", stage: int | None = None,
-             path: tuple[str | int, ...] = ()) -> None:
-        if not cond:
-            w.problem(where, msg, hint, stage, path)
-
-    c, h, wd = spec.input.shape
-    need(1 <= c <= MAX_CHANNELS, "input", f"channels must be between 1 and {MAX_CHANNELS}; "
-         f"got {c}", path=("input", "channels"))
-    for side, label in ((h, "height"), (wd, "width")):
-        need(1 <= side <= MAX_INPUT_SIDE, "input", f"{label} must be between 1 and "
-             f"{MAX_INPUT_SIDE}; got {side}", path=("input", label))
-    need(spec.num_classes >= 1, "head", f"num_classes must be at least 1; got {spec.num_classes}",
-         path=("num_classes",))
-    need(spec.num_classes <= 100_000, "head", "num_classes must be at most 100,000",
-         path=("num_classes",))
-    need(1 <= len(spec.stages) <= MAX_STAGES, "network",
-         f"a network needs between 1 and {MAX_STAGES} stages; it has {len(spec.stages)}",
-         "add a stage", path=("stages",))
-    d = spec.defaults
-    need(d.activation in ACTIVATIONS, "defaults", f"unknown activation {d.activation!r}",
-         f"choose one of {', '.join(ACTIVATIONS.names())}", path=("defaults", "activation"))
-    need(d.norm in NORMS, "defaults", f"unknown normalisation {d.norm!r}",
-         f"choose one of {', '.join(NORMS.names())}", path=("defaults", "norm"))
-    need(d.init in INITS, "defaults", f"unknown initialisation {d.init!r}",
-         f"choose one of {', '.join(INITS.names())}", path=("defaults", "init"))
-    need(d.norm_groups >= 1, "defaults", "norm_groups must be at least 1",
-         path=("defaults", "norm_groups"))
-    need(0.0 <= d.dropout < 1.0, "defaults", f"dropout must be in [0, 1); got {d.dropout}",
-         path=("defaults", "dropout"))
-    need(d.init_std > 0, "defaults", f"init_std must be positive; got {d.init_std}",
-         path=("defaults", "init_std"))
-    if spec.stem is not None:
-        st = spec.stem
-        need(1 <= st.width <= MAX_WIDTH, "stem", f"width must be between 1 and {MAX_WIDTH}",
-             path=("stem", "width"))
-        need(1 <= st.kernel <= MAX_KERNEL, "stem", f"kernel must be between 1 and {MAX_KERNEL}",
-             path=("stem", "kernel"))
-        need(st.stride >= 1, "stem", "stride must be at least 1", path=("stem", "stride"))
-        need(st.padding == "same" or int(st.padding) >= 0, "stem", "padding must be >= 0",
-             path=("stem", "padding"))
-        _check_pool(st.pool, "stem, pool", None, ("stem", "pool"), need)
-    for i, s in enumerate(spec.stages):
-        where = f"stage {i + 1}"
-        path: tuple[str | int, ...] = ("stages", i)
-        need(1 <= s.depth <= MAX_DEPTH, where, f"depth must be between 1 and {MAX_DEPTH}; got "
-             f"{s.depth}", stage=i, path=(*path, "depth"))
-        need(1 <= s.width <= MAX_WIDTH, where, f"width must be between 1 and {MAX_WIDTH}; got "
-             f"{s.width}", stage=i, path=(*path, "width"))
-        need(1 <= s.kernel <= MAX_KERNEL, where, f"kernel must be between 1 and {MAX_KERNEL}; "
-             f"got {s.kernel}", stage=i, path=(*path, "kernel"))
-        need(s.stride >= 1, where, f"stride must be at least 1; got {s.stride}", stage=i,
-             path=(*path, "stride"))
-        need(s.padding == "same" or int(s.padding) >= 0, where,
-             f"padding must be 'same' or >= 0; got {s.padding}", stage=i, path=(*path, "padding"))
-        need(s.expansion >= 1, where, "expansion must be at least 1", stage=i,
-             path=(*path, "expansion"))
-        for fld, reg in (("activation", ACTIVATIONS), ("norm", NORMS), ("init", INITS)):
-            val = getattr(s, fld)
-            need(val is None or val in reg, where, f"unknown {reg.kind} {val!r}",
-                 f"choose one of {', '.join(reg.names())}", i, (*path, fld))
-        need(s.dropout is None or 0.0 <= s.dropout < 1.0, where,
-             f"dropout must be in [0, 1); got {s.dropout}", stage=i, path=(*path, "dropout"))
-        _check_pool(s.pool, f"{where}, pool", i, (*path, "pool"), need)
-    hd = spec.head
-    need(hd.pool_size >= 1, "head", "pool_size must be at least 1", path=("head", "pool_size"))
-    need(all(1 <= n <= MAX_WIDTH for n in hd.hidden), "head",
-         f"hidden layer sizes must be between 1 and {MAX_WIDTH}", path=("head", "hidden"))
-    need(0.0 <= hd.dropout < 1.0, "head", "dropout must be in [0, 1)", path=("head", "dropout"))
-    need(hd.activation is None or hd.activation in ACTIVATIONS, "head",
-         f"unknown activation {hd.activation!r}", path=("head", "activation"))
-
-
-def _check_pool(pool: PoolSpec | None, where: str, stage: int | None,
-                path: tuple[str | int, ...], need) -> None:
-    if pool is None or pool.kind == "none":
+    """The schema's checks (types, bounds in ``limits.BOUNDS``, registry names), run again on
+    the spec's data: the editor makes specs with ``model_copy``, which does not validate."""
+    w.plan.problems.extend(spec_problems(spec.to_dict()))
+    if w.plan.problems:
         return
-    need(1 <= pool.kernel <= MAX_KERNEL, where, f"pool kernel must be between 1 and "
-         f"{MAX_KERNEL}; got {pool.kernel}", stage=stage, path=(*path, "kernel"))
-    need(pool.stride is None or pool.stride >= 1, where, "pool stride must be at least 1",
-         stage=stage, path=(*path, "stride"))
-    need(pool.padding >= 0, where, "pool padding must be >= 0", stage=stage,
-         path=(*path, "padding"))
+    total = 1  # the product of every stride along the main path
+    pools = [spec.stem.pool] if spec.stem is not None else []
+    strides = [spec.stem.stride] if spec.stem is not None else []
+    for s in spec.stages:
+        strides.append(s.stride)
+        pools.append(s.pool)
+    for value in strides + [p.effective_stride for p in pools if p and p.kind != "none"]:
+        total *= value
+    if total > MAX_TOTAL_STRIDE:
+        w.problem("network", f"its strides multiply to {total:,}; at most "
+                  f"{MAX_TOTAL_STRIDE:,} (the input is at most 1,024 px, so more cannot be used)",
+                  "lower some strides or remove some pools")
+
+
+def _layer_params(w: _Walker, where: str, stage: int | None, count: int,
+                  path: tuple[str | int, ...]) -> bool:
+    """Refuse one layer with more than ``MAX_LAYER_PARAMS`` weights (False = refused)."""
+    if count <= MAX_LAYER_PARAMS:
+        return True
+    w.problem(where, f"this layer would hold {count:,} parameters; at most "
+              f"{MAX_LAYER_PARAMS:,}", "lower the width or pool the features to fewer values "
+              "first", stage, path)
+    w.ok = False
+    return False
 
 
 def _pool_label(pool: PoolSpec) -> str:

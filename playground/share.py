@@ -17,10 +17,11 @@ from typing import Any
 
 from playground.build import check
 from playground.errors import ConfigError, SpecError
+from playground.limits import load_json
 from playground.spec import NetworkSpec, spec_from_dict
 
 PREFIX = "v1."
-MAX_LINK_CHARS = 8_000
+MAX_LINK_CHARS = 8_000  # in the README's Limits table
 MAX_JSON_BYTES = 200_000
 
 
@@ -40,13 +41,13 @@ def decode_state(text: str) -> dict[str, Any]:
         packed = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         d = zlib.decompressobj()
         raw = d.decompress(packed, MAX_JSON_BYTES)
-        if d.unconsumed_tail:
-            raise ConfigError("this share link expands to too much data")
-        data = json.loads(raw)
-    except (binascii.Error, zlib.error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, zlib.error, ValueError):
         raise ConfigError(
             "this share link is damaged (it may have been cut off when copied)"
         ) from None
+    if d.unconsumed_tail:
+        raise ConfigError("this share link expands to too much data")
+    data = load_json(raw, "this share link")  # depth, size, digits and UTF-8 checked
     if not isinstance(data, dict):
         raise ConfigError("this share link does not hold a design")
     return data

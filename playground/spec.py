@@ -18,12 +18,33 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from playground.errors import ConfigError, Problem, SpecError
+from playground.layers import ACTIVATIONS, INITS, NORMS
+from playground.limits import (
+    BOUNDS,
+    MAX_TEXT,
+    MAX_TOTAL_DEPTH,
+    MAX_TREE_DEPTH,
+    check_text,
+    check_tree,
+    load_json,
+    load_yaml,
+)
+from playground.registry import Registry
 
 BlockKind = Literal["conv", "basic", "bottleneck", "linear"]
 PoolKind = Literal["none", "max", "avg"]
@@ -31,6 +52,39 @@ HeadPool = Literal["avg", "max", "adaptive_avg", "adaptive_max", "flatten"]
 ShortcutKind = Literal["projection", "pad"]
 
 SPEC_VERSION = 1
+
+
+def _int(field: str, default: Any, description: str = "") -> Any:
+    """An integer field bounded by ``limits.BOUNDS[field]`` (the README's Limits table)."""
+    lo, hi = BOUNDS[field]
+    return Field(default, ge=lo, le=hi, description=description)
+
+
+def _named(registry: Registry[Any]) -> AfterValidator:
+    """A name that must be registered in ``registry`` (checked while parsing, so a file with
+    several problems reports them all at once)."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in registry:
+            raise PydanticCustomError(
+                "unknown_name", "unknown {kind} {value}; choose one of {known}",
+                {"kind": registry.kind, "value": repr(value[:40]),
+                 "known": ", ".join(registry.names())})
+        return value
+
+    return AfterValidator(check)
+
+
+def _text(limit: int) -> AfterValidator:
+    return AfterValidator(lambda v: check_text(v, limit))
+
+
+Activation = Annotated[str, _named(ACTIVATIONS)]
+Norm = Annotated[str, _named(NORMS)]
+Init = Annotated[str, _named(INITS)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+Padding = Annotated[int, Field(ge=BOUNDS["padding"][0], le=BOUNDS["padding"][1])]
+Hidden = Annotated[int, Field(ge=BOUNDS["hidden"][0], le=BOUNDS["hidden"][1])]
 
 
 class _Frozen(BaseModel):
@@ -43,9 +97,9 @@ class InputSpec(_Frozen):
     Vector inputs (2-D points, tabular features) use ``height = width = 1``.
     """
 
-    channels: int = Field(3, description="input channels (3 for RGB, 1 for grey)")
-    height: int = Field(32, description="input height in pixels")
-    width: int = Field(32, description="input width in pixels")
+    channels: int = _int("channels", 3, "input channels (3 for RGB, 1 for grey)")
+    height: int = _int("height", 32, "input height in pixels")
+    width: int = _int("input_width", 32, "input width in pixels")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -56,9 +110,9 @@ class PoolSpec(_Frozen):
     """A pooling layer: kind, kernel, stride (``None`` = kernel, as in PyTorch) and padding."""
 
     kind: PoolKind = "max"
-    kernel: int = 2
-    stride: int | None = None
-    padding: int = 0
+    kernel: int = _int("kernel", 2)
+    stride: int | None = _int("stride", None)
+    padding: int = _int("pool_padding", 0)
 
     @property
     def effective_stride(self) -> int:
@@ -68,12 +122,13 @@ class PoolSpec(_Frozen):
 class Defaults(_Frozen):
     """Settings every stage inherits unless it sets its own."""
 
-    activation: str = Field("relu", description="activation name (see ACTIVATIONS)")
-    norm: str = Field("batch", description="normalisation: none, batch, group, layer")
-    norm_groups: int = Field(32, description="groups for group norm")
-    init: str = Field("default", description="weight initialisation (see INITS)")
-    init_std: float = Field(0.01, description="standard deviation for the 'normal' init")
-    dropout: float = Field(0.0, description="dropout probability after each activation")
+    activation: Activation = Field("relu", description="activation name (see ACTIVATIONS)")
+    norm: Norm = Field("batch", description="normalisation: none, batch, group, layer")
+    norm_groups: int = _int("norm_groups", 32, "groups for group norm")
+    init: Init = Field("default", description="weight initialisation (see INITS)")
+    init_std: float = Field(0.01, gt=0.0, le=10.0,
+                            description="standard deviation for the 'normal' init")
+    dropout: Probability = Field(0.0, description="dropout probability after each activation")
     bias: bool | None = Field(
         None, description="conv bias; None = only when no batch/group norm follows"
     )
@@ -82,10 +137,10 @@ class Defaults(_Frozen):
 class StemSpec(_Frozen):
     """A single convolution (+ norm + activation) and an optional pool, as ResNet's 7x7/2 stem."""
 
-    width: int = 64
-    kernel: int = 7
-    stride: int = 2
-    padding: int | Literal["same"] = "same"
+    width: int = _int("width", 64)
+    kernel: int = _int("kernel", 7)
+    stride: int = _int("stride", 2)
+    padding: Padding | Literal["same"] = "same"
     pool: PoolSpec | None = None
 
 
@@ -108,19 +163,19 @@ class StageSpec(_Frozen):
     """
 
     block: BlockKind = "conv"
-    depth: int = 1
-    width: int = 64
-    kernel: int = 3
-    stride: int = 1
-    padding: int | Literal["same"] = "same"
+    depth: int = _int("depth", 1)
+    width: int = _int("width", 64)
+    kernel: int = _int("kernel", 3)
+    stride: int = _int("stride", 1)
+    padding: Padding | Literal["same"] = "same"
     pool: PoolSpec | None = None
-    activation: str | None = None
-    norm: str | None = None
-    init: str | None = None
-    dropout: float | None = None
+    activation: Activation | None = None
+    norm: Norm | None = None
+    init: Init | None = None
+    dropout: Probability | None = None
     residual: bool | None = None
     shortcut: ShortcutKind = "projection"
-    expansion: int = 4
+    expansion: int = _int("expansion", 4)
 
 
 class HeadSpec(_Frozen):
@@ -132,22 +187,23 @@ class HeadSpec(_Frozen):
     """
 
     pool: HeadPool = "avg"
-    pool_size: int = 1
-    hidden: tuple[int, ...] = ()
-    activation: str | None = None
-    dropout: float = 0.0
+    pool_size: int = _int("pool_size", 1)
+    hidden: tuple[Hidden, ...] = Field((), max_length=BOUNDS["hidden_layers"][1])
+    activation: Activation | None = None
+    dropout: Probability = 0.0
 
 
 class NetworkSpec(_Frozen):
     """A whole network. See the module docstring for the flow it feeds."""
 
-    version: int = SPEC_VERSION
-    name: str = "custom"
-    description: str = ""
+    version: Literal[1] = SPEC_VERSION
+    name: Annotated[str, _text(MAX_TEXT["name"])] = "custom"
+    description: Annotated[str, _text(MAX_TEXT["description"])] = ""
     input: InputSpec = InputSpec()
-    num_classes: int = 10
+    num_classes: int = _int("num_classes", 10)
     stem: StemSpec | None = None
-    stages: tuple[StageSpec, ...] = (StageSpec(),)
+    stages: tuple[StageSpec, ...] = Field(
+        (StageSpec(),), min_length=BOUNDS["stages"][0], max_length=BOUNDS["stages"][1])
     defaults: Defaults = Defaults()
     head: HeadSpec = HeadSpec()
 
@@ -155,6 +211,15 @@ class NetworkSpec(_Frozen):
     @classmethod
     def _stages_tuple(cls, v: Any) -> Any:
         return tuple(v) if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _total_depth(self) -> NetworkSpec:
+        total = sum(s.depth for s in self.stages)
+        if total > MAX_TOTAL_DEPTH:
+            raise PydanticCustomError(
+                "too_deep", "the stages hold {total} layers or blocks in all; use at most "
+                "{limit} (ResNet-152 has 50)", {"total": f"{total:,}", "limit": MAX_TOTAL_DEPTH})
+        return self
 
     # -- derived values --------------------------------------------------------------------
     def stage_value(self, index: int, field: str) -> Any:
@@ -189,8 +254,9 @@ class NetworkSpec(_Frozen):
 
 
 # -- loading ---------------------------------------------------------------------------------
-def _where(loc: tuple[int | str, ...]) -> tuple[str, int | None]:
-    """Turn a pydantic error location into "stage 2, width" and a stage index."""
+def _where(loc: tuple[int | str, ...]) -> tuple[str, str, int | None]:
+    """Split a pydantic error location into a place ("stage 2", "head"), the field at fault
+    ("width", "pool kernel"; empty for a whole part) and the stage index."""
     parts: list[str] = []
     stage: int | None = None
     i = 0
@@ -201,78 +267,139 @@ def _where(loc: tuple[int | str, ...]) -> tuple[str, int | None]:
             parts.append(f"stage {stage + 1}")
             i += 2
             continue
-        parts.append(str(part))
+        if isinstance(part, int):  # an entry of a list: "hidden 3"
+            parts[-1:] = [f"{parts[-1]} {part + 1}" if parts else f"item {part + 1}"]
+        else:
+            parts.append(str(part))
         i += 1
-    return (", ".join(parts) or "spec"), stage
+    if stage is not None and len(parts) > 1 and parts[0].startswith("stage "):
+        return parts[0], " ".join(parts[1:]), stage
+    if len(parts) > 1:
+        return parts[0], " ".join(parts[1:]), stage
+    return "network", (parts[0] if parts else ""), stage
+
+
+def _field_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """A pydantic location without its union-branch tags ("constrained-int",
+    "literal['same']", "function-after[...]"): only field names and list indices remain."""
+    return tuple(p for p in loc if isinstance(p, int) or not any(c in p for c in "-[("))
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr`` cut to ``limit`` characters, safe on huge or deeply nested values."""
+    if isinstance(value, dict | list | tuple):
+        return f"a {'mapping' if isinstance(value, dict) else 'list'}"
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def plain_type_error(err: Mapping[str, Any]) -> str | None:
-    """Pydantic's type errors in plain words ("must be a whole number; got 'wide'"), without
-    the location; None for other kinds of error. Shared by specs and training settings."""
+    """Pydantic's type and range errors in plain words ("must be a whole number; got 'wide'",
+    "must be at most 8,192; got 9000"), without the location; None for other kinds of error.
+    Shared by specs and training settings."""
     kind = str(err.get("type", ""))
-    got = err.get("input")
+    got = _short(err.get("input"))
+    ctx = err.get("ctx") or {}
     if kind == "missing":
         return "is required"
     if kind.startswith("literal_error"):
-        return f"must be one of {err.get('ctx', {}).get('expected', '')}; got {got!r}"
+        return f"must be one of {ctx.get('expected', '')}; got {got}"
+    bounds = {"greater_than_equal": ("at least", "ge"), "greater_than": ("more than", "gt"),
+              "less_than_equal": ("at most", "le"), "less_than": ("less than", "lt")}
+    if kind in bounds:
+        words, key = bounds[kind]
+        bound = ctx.get(key)
+        shown = f"{bound:,}" if isinstance(bound, int) else str(bound)
+        return f"must be {words} {shown}; got {got}"
+    if kind == "too_long":
+        return (f"may have at most {ctx.get('max_length', 0):,} entries; got "
+                f"{ctx.get('actual_length', 0):,}")
+    if kind == "too_short":
+        return f"needs at least {ctx.get('min_length', 0):,} entries"
     for prefix, wanted in (("int_", "a whole number"), ("float_", "a number"),
                            ("bool_", "true or false"), ("string_", "text"),
-                           ("dict_", "a mapping of names to values (a JSON object)")):
+                           ("dict_", "a mapping of names to values (a JSON object)"),
+                           ("tuple_", "a list"), ("list_", "a list")):
         if kind.startswith(prefix):
-            return f"must be {wanted}; got {got!r}"
+            return f"must be {wanted}; got {got}"
     return None
 
 
 def _plain(err: dict[str, Any]) -> str:
     if err.get("type") == "extra_forbidden":
         return "is not a known field (check its spelling)"
-    return plain_type_error(err) or str(err.get("msg", "is invalid"))
+    if err.get("type") in {"unknown_name", "bad_text", "text_too_long", "too_deep"}:
+        return str(err.get("msg"))
+    return plain_type_error(err) or str(err.get("msg", "is invalid"))[:200]
+
+
+def spec_problems(data: Any) -> list[Problem]:
+    """Every schema problem of plain data (types, bounds, names), each naming its place."""
+    if not isinstance(data, dict):
+        return [Problem("spec", "must be a mapping of fields (a JSON object)")]
+    try:
+        NetworkSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        seen: set[tuple[int | str, ...]] = set()
+        errors = [{**e, "loc": _field_loc(e["loc"])} for e in exc.errors(include_url=False)]
+        # a union (padding: int | "same") fails once per branch: the bound beats the literal
+        errors.sort(key=lambda e: e["type"].startswith("literal_error"))
+        inner = {tuple(e["loc"][:1]) for e in errors if len(e["loc"]) > 1}
+        for err in errors:
+            loc = err["loc"]
+            if loc in seen or (err["type"] == "too_short" and loc in inner):
+                continue  # pydantic counts only the valid entries: the real error is inside
+            seen.add(loc)
+            where, field, stage = _where(loc)
+            text = _plain(err)
+            if field and err["type"] != "unknown_name":  # that message names its kind itself
+                text = f"{field} {text}"
+            problems.append(Problem(where, text, path=loc,
+                                    stage=stage))
+        return problems
+    except RecursionError:
+        return [Problem("spec", f"is nested more than {MAX_TREE_DEPTH} levels deep")]
+    return []
 
 
 def spec_from_dict(data: Any) -> NetworkSpec:
-    """Build a spec from plain data, turning every type error into one :class:`SpecError`."""
+    """Build a spec from plain data, turning every type error into one :class:`SpecError`.
+
+    The data is size-checked first (:func:`playground.limits.check_tree`), so nothing huge or
+    deeply nested reaches pydantic.
+    """
     if not isinstance(data, dict):
         raise SpecError([Problem("spec", "must be a mapping of fields (a JSON object)")])
-    try:
-        return NetworkSpec.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where, stage = _where(tuple(err.get("loc", ())))
-            problems.append(
-                Problem(where, _plain(err), path=tuple(err.get("loc", ())), stage=stage)
-            )
-        raise SpecError(problems) from None
+    check_tree(data, "this design")
+    problems = spec_problems(data)
+    if problems:
+        raise SpecError(problems)
+    return NetworkSpec.model_validate(data)
 
 
 def read_json(text: str | bytes, what: str = "this") -> Any:
-    """Parse JSON text; broken text raises one ConfigError naming ``what`` was read."""
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{what} is not valid JSON ({exc})") from None
+    """Parse JSON text; broken, deep or huge text raises one ConfigError naming ``what``."""
+    return load_json(text, what)
 
 
 def spec_from_json(text: str | bytes) -> NetworkSpec:
-    return spec_from_dict(read_json(text))
+    return spec_from_dict(load_json(text))
 
 
 def spec_from_yaml(text: str | bytes) -> NetworkSpec:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "parse error"
-        raise ConfigError(f"this is not valid YAML ({first})") from None
-    return spec_from_dict(data)
+    return spec_from_dict(load_yaml(text))
 
 
 def spec_from_text(text: str | bytes, filename: str = "") -> NetworkSpec:
-    """Read JSON or YAML, chosen by file extension, else by content (JSON is valid YAML)."""
+    """Read JSON or YAML, chosen by file extension, else by content (JSON is valid YAML). A
+    UTF-8 byte-order mark is allowed in both."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise ConfigError("the file is not UTF-8 text; export a .json or .yaml spec") from None
+    text = text.removeprefix("\ufeff")
     name = filename.lower()
     if name.endswith(".json"):
         return spec_from_json(text)

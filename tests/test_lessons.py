@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import re
-import time
 
 import pytest
 
@@ -24,17 +23,15 @@ from playground.targets import analyse_spec
 
 
 @pytest.mark.parametrize("lesson_id", list(LESSONS))
-def test_every_lesson_is_complete_and_its_figure_is_fast(lesson_id: str) -> None:
+def test_every_lesson_is_complete_and_draws_its_figure(lesson_id: str) -> None:
+    """Content and figure data; how fast a figure is computed is measured by
+    ``benchmarks/lessons.py`` (goal: under 1 s each), never asserted here."""
     lesson = get_lesson(lesson_id)
     assert lesson.title and len(lesson.body) > 400 and lesson.caption and lesson.sources
     assert lesson.preset is None or lesson.preset in PRESETS
     assert lesson.experiment is None or lesson.experiment in EXPERIMENTS
     assert lesson.preset or lesson.experiment
-    lesson_figure(lesson_id)  # warm: imports, cached analyses
-    t0 = time.perf_counter()
     data = lesson_figure(lesson_id)
-    elapsed = time.perf_counter() - t0
-    assert elapsed < 1.0, f"{lesson_id} took {elapsed:.2f} s"
     assert isinstance(data, dict) and data
     for control in lesson.controls:
         assert control.default in control.options

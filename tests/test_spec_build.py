@@ -140,25 +140,34 @@ def test_kernel_larger_than_padded_input() -> None:
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    spec = spec_from_dict({
+    data = {
         "stages": [
             {"width": 0},
             {"activation": "relu6"},
             {"depth": -1, "norm": "bogus"},
         ],
         "num_classes": 0,
-    })
-    problems = validate(spec)
-    text = " | ".join(str(p) for p in problems)
-    assert len(problems) >= 5
-    assert "stage 1: width must be between 1" in text
-    assert "unknown activation 'relu6'" in text
-    assert "stage 3: depth" in text
-    assert "unknown normalisation 'bogus'" in text
-    assert "num_classes must be at least 1" in text
+    }
     with pytest.raises(SpecError) as err:
-        check(spec)
-    assert len(err.value.problems) == len(problems)
+        spec_from_dict(data)
+    problems = err.value.problems
+    text = " | ".join(str(p) for p in problems)
+    assert len(problems) == 5
+    assert "stage 1: width must be at least 1; got 0" in text
+    assert "stage 2: unknown activation 'relu6'" in text
+    assert "stage 3: depth must be at least 1; got -1" in text
+    assert "unknown normalisation 'bogus'" in text
+    assert "network: num_classes must be at least 1" in text
+    assert [p.stage for p in problems] == [None, 0, 1, 2, 2]
+    # the same problems for a spec made without validation (as the editor makes them)
+    edited = NetworkSpec().model_copy(update={"num_classes": 0, "stages": (
+        StageSpec().model_copy(update={"width": 0}),
+        StageSpec().model_copy(update={"activation": "relu6"}),
+        StageSpec().model_copy(update={"depth": -1, "norm": "bogus"}))})
+    assert [str(p) for p in validate(edited)] == [str(p) for p in problems]
+    with pytest.raises(SpecError) as err2:
+        check(edited)
+    assert len(err2.value.problems) == len(problems)
 
 
 def test_group_norm_groups_must_divide_width() -> None:
@@ -181,9 +190,9 @@ def test_type_errors_become_plain_problems() -> None:
     with pytest.raises(SpecError) as err:
         spec_from_dict({"stages": [{"width": "wide", "block": "dense"}], "colour": 1})
     text = str(err.value)
-    assert "stage 1, width: must be a whole number; got 'wide'" in text
-    assert "stage 1, block: must be one of" in text
-    assert "colour: is not a known field" in text
+    assert "stage 1: width must be a whole number; got 'wide'" in text
+    assert "stage 1: block must be one of" in text
+    assert "network: colour is not a known field" in text
     assert {p.stage for p in err.value.problems} >= {0}
 
 
