@@ -167,7 +167,7 @@ def test_save_design_needs_a_name_and_then_lists_it() -> None:
     [
         ("bad.json", b"{not json", "not valid JSON"),
         ("bad.yaml", b"stages: [", "not valid YAML"),
-        ("wide.yaml", b"stages:\n  - width: wide\n", "stage 1, width: must be a whole number"),
+        ("wide.yaml", b"stages:\n  - width: wide\n", "stage 1: width must be a whole number"),
         ("tiny.json", b'{"input": {"height": 1, "width": 1}, "stages": [{"kernel": 5, '
          b'"padding": 0}]}', "smaller than the 5x5 kernel"),
     ],
