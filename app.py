@@ -6,6 +6,8 @@ page scripts in pages/. All maths lives in playground/; shared widgets and chart
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
 from ui.routing import stop_page_emulation
@@ -17,9 +19,13 @@ from ui.state import init_state, sidebar_identity
 # ui/routing.py).
 stop_page_emulation()
 
+# A local file (sent inline as a data: URL): a Material or emoji page icon makes every browser
+# fetch it from fonts.gstatic.com or a CDN, a request to another host on each page load.
+FAVICON = Path(__file__).resolve().parent / "ui" / "favicon.svg"
+
 st.set_page_config(
     page_title="Architecture Playground",
-    page_icon=":material/hub:",
+    page_icon=str(FAVICON),
     layout="wide",
     initial_sidebar_state="expanded",
 )

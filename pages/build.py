@@ -6,7 +6,7 @@ import streamlit as st
 
 from playground.analysis import OPTIMIZER_STATE_SLOTS, explain_row, training_memory
 from playground.build import validate
-from playground.errors import ConfigError, PlaygroundError, SpecError
+from playground.errors import ConfigError, PlaygroundError, Problem, SpecError
 from playground.export import EXPORTERS
 from playground.format import fmt_bytes, fmt_int, fmt_shape, fmt_si
 from playground.presets import PRESETS
@@ -27,6 +27,7 @@ from ui.routing import ensure_routed
 from ui.sources import source_picker
 from ui.state import set_spec, show_flash
 from ui.tables import layer_table
+from ui.text import md_escape
 
 ensure_routed()  # first, before anything reads the session: see ui/routing.py
 
@@ -40,31 +41,47 @@ source_picker()
 
 zoo = st.session_state.zoo
 spec = st.session_state.spec
-problems = [] if zoo else validate(spec)
 
 # -- analysis ----------------------------------------------------------------------------------
+# A design becomes the "last good" one only once it has analysed without an error: a shared
+# link or an upload may hold a design that validates but cannot be built, and the fallback
+# numbers must never come from it.
+problems: list[Problem] = []
 analysis = None
-stale = False
+failure = ""  # why the design could not be analysed, when it is not a list of problems
 try:
     if zoo:
         analysis = analyse_target(Target(zoo["name"], tuple(zoo["input"]),
                                          zoo["num_classes"], zoo=zoo["name"]))
-    elif not problems:
-        analysis = analyse_spec(spec)
-        st.session_state.last_good = spec
-except SpecError:
-    pass
+    else:
+        problems = validate(spec)
+        if not problems:
+            analysis = analyse_spec(spec)
+            st.session_state.last_good = spec
+except SpecError as err:
+    problems = err.problems
 except PlaygroundError as err:
-    st.error(str(err))
-if analysis is None and not zoo and st.session_state.last_good is not None:
-    analysis = analyse_spec(st.session_state.last_good)
-    stale = True
-    st.warning(
-        f"This design cannot be built ({len(problems)} problem"
-        f"{'s' if len(problems) != 1 else ''}, shown beside the stage at fault). "
-        "The numbers below are for the last valid design.",
-        icon=":material/history:",
-    )
+    failure = str(err)
+spec_ok = analysis is not None and not zoo  # the design being edited analysed cleanly
+stale = False
+if zoo:
+    if failure or problems:
+        st.error(md_escape(failure or "; ".join(str(p) for p in problems)))
+elif analysis is None:
+    if st.session_state.last_good is not None:
+        try:
+            analysis = analyse_spec(st.session_state.last_good)
+            stale = True
+        except PlaygroundError:  # e.g. a saved design from before today's limits
+            st.session_state.last_good = None
+    if problems:
+        why = (f" ({len(problems)} problem{'s' if len(problems) != 1 else ''}, shown beside "
+               "the stage at fault).")
+    else:
+        why = f": {md_escape(failure.rstrip('.'))}."
+    st.warning("This design cannot be built" + why
+               + (" The numbers below are for the last valid design." if stale else ""),
+               icon=":material/history:")
 if analysis is not None:
     with st.container(border=stale):
         c1, c2, c3, c4 = st.columns(4)
@@ -97,9 +114,8 @@ if analysis is not None:
                   f"{fmt_bytes(mem['gradients'])} + optimiser state "
                   f"{fmt_bytes(mem['optimizer_state'])} + saved activations "
                   f"{fmt_bytes(mem['activations'])}, float32.")
-        if not zoo and not problems and c8.button("Train this design",
-                                                  icon=":material/play_arrow:",
-                                                  key="to_train"):
+        if spec_ok and c8.button("Train this design", icon=":material/play_arrow:",
+                                 key="to_train"):
             st.session_state.tr_network = "__current__"
             source = st.session_state.source
             if source.startswith("preset:") and source[7:] in PRESETS:
@@ -112,7 +128,7 @@ left, right = st.columns([5, 7], gap="large")
 # -- editor ------------------------------------------------------------------------------------
 with left:
     if zoo:
-        st.subheader(zoo["name"])
+        st.subheader(md_escape(zoo["name"]))
         st.info(
             "torchvision models are analysed as torchvision builds them (random weights). "
             "Stage editing is for playground designs: open a preset to edit one."
@@ -122,7 +138,7 @@ with left:
         st.subheader("Design")
         general = [p for p in problems if p.stage is None]
         for p in general:
-            st.error(f"**{p.where}**: {p.message}" + (f". *Fix:* {p.hint}" if p.hint else ""))
+            st.error(editor.problem_text(p))
         with st.expander("Input and classes", expanded=True):
             editor.input_editor()
         box = st.expander("Defaults every stage inherits", key="exp_defaults", on_change="rerun")
@@ -130,7 +146,7 @@ with left:
             if box.open:
                 editor.defaults_editor()
         editor.stem_editor()
-        labels = {} if problems else layer_labels(spec)
+        labels = layer_labels(spec) if spec_ok else {}
         for i, stage in enumerate(spec.stages):
             outs = [e.out_shape for e in labels.values() if e.stage == i]
             summary = f"out {fmt_shape(outs[-1])}" if outs else ""
@@ -146,7 +162,7 @@ def layers_tab(analysis) -> None:
     labels = layer_labels(st.session_state.last_good) if not zoo else {}
     row = layer_table(analysis, labels)
     if row is not None:
-        st.markdown(f"**{row.name}** ({row.type})")
+        st.markdown(f"**{md_escape(row.name)}** ({md_escape(row.type)})")
         st.code(explain_row(row), language=None)
     else:
         st.caption("Select a row to see the formula behind its numbers.")
@@ -196,7 +212,8 @@ def export_tab() -> None:
         if found:
             raise SpecError(found)
     except PlaygroundError as err:
-        st.error(f"Could not open {upload.name}: {err}. Nothing was changed.")
+        st.error(f"Could not open {md_escape(upload.name)}: {md_escape(err)}. Nothing was "
+                 "changed.")
         return
     set_spec(new, source="upload")
     st.session_state.flash.append(("success", f"Opened {upload.name}."))
@@ -217,7 +234,7 @@ with right:
                     draw()
 
 # -- keep the address bar in sync --------------------------------------------------------------
-if not zoo and not problems:
+if spec_ok:
     st.query_params["d"] = encode_spec(spec)
 elif zoo and "d" in st.query_params:
     del st.query_params["d"]

@@ -9,6 +9,7 @@ from ui.compare_experiments import experiments
 from ui.compare_view import side_by_side
 from ui.routing import ensure_routed
 from ui.state import show_flash
+from ui.text import md_escape
 
 ensure_routed()  # first, before anything reads the session: see ui/routing.py
 
@@ -32,4 +33,4 @@ for tab, draw in zip(tabs, (side_by_side, experiments), strict=True):
             try:
                 draw()
             except PlaygroundError as err:
-                st.error(str(err))
+                st.error(md_escape(err))

@@ -10,6 +10,7 @@ from ui.compare_state import keep
 from ui.learn_view import lesson_view
 from ui.routing import ensure_routed
 from ui.state import show_flash
+from ui.text import md_escape
 
 ensure_routed()  # first, before anything reads the session: see ui/routing.py
 
@@ -34,4 +35,4 @@ with right:
     try:
         lesson_view(st.session_state.learn_lesson)
     except PlaygroundError as err:
-        st.error(str(err))
+        st.error(md_escape(err))

@@ -20,6 +20,7 @@ from playground.train import resolve_device, settings_from_dict
 from ui.jobs import get_runner, get_store
 from ui.routing import ensure_routed
 from ui.state import show_flash
+from ui.text import md_escape
 from ui.train_view import run_view
 
 ensure_routed()  # first, before anything reads the session: see ui/routing.py
@@ -84,9 +85,9 @@ with left:
             raise SpecError(problems)
         a = analyse_spec(spec)
         st.caption(f"{fmt_int(a.num_params)} parameters, {fmt_si(a.macs)} MACs per image"
-                   + (f"; {'; '.join(fit_notes)}" if fit_notes else ""))
+                   + (f"; {md_escape('; '.join(fit_notes))}" if fit_notes else ""))
     except PlaygroundError as err:
-        st.error(f"This network cannot train on {info.title}: {err}")
+        st.error(f"This network cannot train on {info.title}: {md_escape(err)}")
         spec = None
 
     st.subheader("Settings")
@@ -170,7 +171,7 @@ with left:
             st.session_state.tr_run = run_id
             st.toast(f"Run {run_id} queued.")
         except PlaygroundError as err:
-            st.error(str(err))
+            st.error(md_escape(err))
 
 # -- runs --------------------------------------------------------------------------------------
 with right:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -19,3 +20,12 @@ def wait_until(at: AppTest, done: Callable[[], bool], timeout: float = 90,
             return
         time.sleep(0.5)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+_ESCAPED = re.compile(r"\\([!-/:-@\[-`{-~])")  # CommonMark: a backslash before ASCII punctuation
+
+
+def shown(markdown: str) -> str:
+    """The text a reader sees for escaped markdown: backslash escapes resolved (CommonMark,
+    section "Backslash escapes") and invisible word joiners dropped."""
+    return _ESCAPED.sub(r"\1", markdown).replace("\u2060", "")

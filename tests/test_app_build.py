@@ -9,6 +9,7 @@ from streamlit.testing.v1 import AppTest
 
 from playground.presets import get_preset
 from playground.share import encode_spec
+from tests.helpers import shown
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -98,7 +99,7 @@ def test_impossible_design_shows_error_and_keeps_last_analysis() -> None:
     at.number_input(key=_key(at, "in_h")).set_value(2).run()
     at.number_input(key=_key(at, "in_w")).set_value(2).run()
     assert not at.exception
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(shown(e.value) for e in at.error)
     assert "stage 2, pool (max-pool 2x2)" in errors and "smaller than the 2x2 kernel" in errors
     assert any("last valid design" in w.value for w in at.warning)
     assert _metric(at, "Parameters") == "66,410"  # last valid analysis still shown
@@ -157,7 +158,7 @@ def test_save_design_needs_a_name_and_then_lists_it() -> None:
     at.text_input(key="save_name").input("my net").run()
     at.button(key="save_btn").click().run()
     assert not at.exception
-    assert any("Saved 'my net' for Ada" in s.value for s in at.success)
+    assert any("Saved 'my net' for Ada" in shown(s.value) for s in at.success)
     at.selectbox(key="src_group").select("My saved designs").run()
     assert "my net" in at.selectbox(key="src_item_My saved designs").options
 
@@ -179,7 +180,7 @@ def test_upload_of_malformed_file_shows_error_and_changes_nothing(
     before = at.session_state.spec
     at.file_uploader(key="upload").set_value((name, content, "application/octet-stream")).run()
     assert not at.exception, at.exception
-    errors = " ".join(e.value for e in at.error)
+    errors = " ".join(shown(e.value) for e in at.error)
     assert f"Could not open {name}" in errors and message in errors
     assert "Nothing was changed" in errors
     assert at.session_state.spec == before

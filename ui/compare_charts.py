@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from ui.charts import _fig
+from ui.text import plot_text
 
 Entry = tuple[str, str, Any]  # (label, colour, data)
 
@@ -31,7 +32,8 @@ def stage_bars(entries: Sequence[Entry], field: str, title: str, y_title: str,
                 seen.append(p["name"])
     names = sorted(seen, key=lambda n: _stage_order(n, seen.index(n)))
     fig = _fig(title, "part of the network (execution order)", y_title, log_y=log_y)
-    for label, color, parts in entries:
+    for raw, color, parts in entries:
+        label = plot_text(raw)  # design names and run titles are user text
         values = {p["name"]: p[field] for p in parts}
         fig.add_trace(go.Bar(
             x=names, y=[values.get(n) or None for n in names], name=label,
@@ -57,7 +59,8 @@ def layer_bars(entries: Sequence[Entry], field: str, title: str, y_title: str,
     layer 5 of VGG and of ResNet are different layers (hover shows the names).
     """
     fig = _fig(title, "weight layer (input side -> output side)", y_title, log_y=log_y)
-    for label, color, rows in entries:
+    for raw, color, rows in entries:
+        label = plot_text(raw)  # design names and run titles are user text
         layers = [r for r in rows if r.type.startswith("Conv") or r.type == "Linear"]
         fig.add_trace(go.Bar(
             x=list(range(1, len(layers) + 1)), y=[getattr(r, field) or None for r in layers],

@@ -46,6 +46,7 @@ from ui.compare_state import keep
 from ui.compare_view import legend
 from ui.jobs import get_runner, get_store
 from ui.run_charts import gradient_flow_chart, scalar_chart
+from ui.text import md_escape
 
 CUSTOM = "custom"
 COLORS = [*PALETTE, "#bcbd22", "#7f7f7f", "#393b79", "#637939"]  # 12: the largest grid
@@ -87,7 +88,7 @@ def _launch(user: str, suite: str, title: str, variants: list[Variant]) -> None:
         batch = launch(get_runner().start_run, get_store(), user, suite, title, variants,
                        _capacity(user))
     except PlaygroundError as err:
-        st.error(f"Could not start the experiment: {err}")
+        st.error(f"Could not start the experiment: {md_escape(err)}")
         return
     st.session_state.exp_batch = batch.batch
     st.session_state.pop("_exp_batch", None)
@@ -186,10 +187,10 @@ def _grid_builder(user: str) -> None:
             vary[f2] = parse_values(f2, t2)
         variants = custom_grid(spec, base, vary)
     except PlaygroundError as err:
-        st.error(str(err))
+        st.error(md_escape(err))
         return
     if notes:
-        st.caption("Adapted to the data set: " + "; ".join(notes) + ".")
+        st.caption("Adapted to the data set: " + md_escape("; ".join(notes)) + ".")
     st.dataframe(_variants_table(variants), hide_index=True, width="stretch")
     if not user:
         st.warning("Enter your name in the sidebar to run experiments: runs are kept under it.")

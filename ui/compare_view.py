@@ -9,7 +9,6 @@ the table's legend and in every chart.
 from __future__ import annotations
 
 import contextlib
-import html
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -47,6 +46,7 @@ from ui.compare_charts import figures_html, layer_bars, stage_bars
 from ui.compare_state import keep
 from ui.jobs import get_store
 from ui.run_charts import accuracy_chart, grad_norm_chart, gradient_flow_chart, scalar_chart
+from ui.text import html_text, md_escape
 
 RUN_SERIES = ("loss", "acc", "val_loss", "val_acc", "grad_norm", "grad_norm_clipped",
               "grad_norm_layer")
@@ -157,7 +157,7 @@ def legend(pairs: list[tuple[str, str]]) -> None:
     chips = " ".join(
         f"<span style='white-space:nowrap;margin-right:16px'><span style='display:inline-block;"
         f"width:14px;height:14px;border-radius:3px;background:{color};vertical-align:middle;"
-        f"margin-right:6px'></span>{html.escape(label)}</span>" for label, color in pairs)
+        f"margin-right:6px'></span>{html_text(label)}</span>" for label, color in pairs)
     st.markdown(f"<div style='font-size:1.05rem;line-height:1.9'>{chips}</div>",
                 unsafe_allow_html=True)
 
@@ -207,7 +207,7 @@ def side_by_side() -> None:
         try:
             items.append(make_item(key, user))
         except PlaygroundError as err:
-            st.error(f"Could not open {key.partition(':')[2]}: {err}")
+            st.error(f"Could not open {md_escape(key.partition(':')[2])}: {md_escape(err)}")
     items = _unique_labels(items)
     if len(items) < 2:
         st.info("Pick at least two items to compare: for example VGG-16 and ResNet-50, "
@@ -218,7 +218,7 @@ def side_by_side() -> None:
     rows = compare_rows(items, batch, opt)
     for item in items:
         if item.problem:
-            st.warning(f"{item.label}: {item.problem}")
+            st.warning(f"{md_escape(item.label)}: {md_escape(item.problem)}")
     colors = [PALETTE[i % len(PALETTE)] for i in range(len(items))]
     legend([(item.label, c) for item, c in zip(items, colors, strict=True)])
     frame, highlight = side_by_side_table(items, rows, f"training memory (batch {batch})")
@@ -351,7 +351,8 @@ def _spec_diff(specs: list[tuple[CompareItem, str]]) -> None:
     diff = spec_diff(before, after)
     for name, (x, y) in diff.general.items():
         show = (lambda v: "auto" if v is None else _show(v)) if name == "defaults.bias" else _show
-        st.markdown(f"- **{name.replace('defaults.', 'default ')}**: {show(x)} → {show(y)}")
+        st.markdown(f"- **{md_escape(name.replace('defaults.', 'default '))}**: "
+                    f"{md_escape(show(x))} → {md_escape(show(y))}")
     if diff.totals:
         (p0, p1), (m0, m1) = diff.totals["params"], diff.totals["macs"]
         st.markdown(f"Parameters {fmt_int(p0)} → {fmt_int(p1)}; MACs {fmt_si(m0)} → "

@@ -13,8 +13,10 @@ import streamlit as st
 
 from playground.errors import Problem
 from playground.layers import ACTIVATIONS, INITS, NORMS
+from playground.limits import BOUNDS
 from playground.spec import Defaults, HeadSpec, InputSpec, PoolSpec, StageSpec, StemSpec
 from ui.state import set_spec
+from ui.text import md_escape
 
 BLOCKS = {
     "conv": "conv layers",
@@ -30,6 +32,34 @@ HEAD_POOLS = {
     "adaptive_max": "adaptive max pool to n x n",
     "flatten": "flatten (no pooling)",
 }
+
+
+def _widen(lo: Any, hi: Any, value: Any) -> tuple[Any, Any]:
+    """Widget bounds that include ``value``: Streamlit raises for a value outside them, and a
+    design from a file or a link is only as bounded as the schema."""
+    return min(lo, value), max(hi, value)
+
+
+def _span(field: str, value: int) -> tuple[int, int]:
+    """The schema's bounds for ``field`` (``playground.limits.BOUNDS``), widened to ``value``."""
+    return _widen(*BOUNDS[field], value)
+
+
+def _int_input(col: Any, label: str, field: str, value: int, *args: Any, **kwargs: Any) -> None:
+    """A whole-number box for a spec field, bounded as the schema bounds it."""
+    col.number_input(label, *_span(field, value), value, *args, **kwargs)
+
+
+def _float_input(col: Any, label: str, lo: float, hi: float, value: float, *args: Any,
+                 **kwargs: Any) -> None:
+    col.number_input(label, *_widen(lo, hi, value), value, *args, **kwargs)
+
+
+def problem_text(p: Problem) -> str:
+    """One problem as markdown: where (bold), what, and the fix; every part escaped, since
+    messages quote the values a file or a link supplied."""
+    text = f"**{md_escape(p.where)}**: {md_escape(p.message)}"
+    return text + (f". *Fix:* {md_escape(p.hint)}" if p.hint else "")
 
 
 def _k(*parts: object) -> str:
@@ -160,15 +190,15 @@ def input_editor() -> None:
     spec = _spec()
     c1, c4 = st.columns(2)
     c2, c3 = st.columns(2)
-    c1.number_input("Channels", 1, 64, spec.input.channels, key=_k("in_c"),
-                    on_change=_set_input, args=("channels", _k("in_c")),
-                    help="1 for grey images, 3 for RGB, 2 for 2-D points (with 1x1 size)")
-    c2.number_input("Height (px)", 1, 1024, spec.input.height, key=_k("in_h"),
-                    on_change=_set_input, args=("height", _k("in_h")))
-    c3.number_input("Width (px)", 1, 1024, spec.input.width, key=_k("in_w"),
-                    on_change=_set_input, args=("width", _k("in_w")))
-    c4.number_input("Classes", 1, 100_000, spec.num_classes, key=_k("classes"),
-                    on_change=_set_top, args=("num_classes", _k("classes")))
+    _int_input(c1, "Channels", "channels", spec.input.channels, key=_k("in_c"),
+               on_change=_set_input, args=("channels", _k("in_c")),
+               help="1 for grey images, 3 for RGB, 2 for 2-D points (with 1x1 size)")
+    _int_input(c2, "Height (px)", "height", spec.input.height, key=_k("in_h"),
+               on_change=_set_input, args=("height", _k("in_h")))
+    _int_input(c3, "Width (px)", "input_width", spec.input.width, key=_k("in_w"),
+               on_change=_set_input, args=("width", _k("in_w")))
+    _int_input(c4, "Classes", "num_classes", spec.num_classes, key=_k("classes"),
+               on_change=_set_top, args=("num_classes", _k("classes")))
 
 
 def defaults_editor() -> None:
@@ -185,16 +215,16 @@ def defaults_editor() -> None:
                  key=_k("d_init"), on_change=_set_part, args=("defaults", "init", _k("d_init")),
                  help="\n".join(f"- **{n}**: {INITS.help(n)}" for n in inits))
     c4, c5, c6 = st.columns(3)
-    c4.number_input("Dropout", 0.0, 0.95, float(d.dropout), 0.05, key=_k("d_drop"),
-                    on_change=_set_part, args=("defaults", "dropout", _k("d_drop")),
-                    help="Probability of zeroing a unit after each activation (training only).")
-    c5.number_input("Init std", 1e-4, 10.0, float(d.init_std), key=_k("d_std"), format="%.4f",
-                    on_change=_set_part, args=("defaults", "init_std", _k("d_std")),
-                    disabled=d.init != "normal", help="Standard deviation for the 'normal' init.")
-    c6.number_input("Group-norm groups", 1, 512, d.norm_groups, key=_k("d_groups"),
-                    on_change=_set_part, args=("defaults", "norm_groups", _k("d_groups")),
-                    disabled=d.norm != "group" and not any(s.norm == "group"
-                                                           for s in _spec().stages))
+    _float_input(c4, "Dropout", 0.0, 0.95, float(d.dropout), 0.05, key=_k("d_drop"),
+                 on_change=_set_part, args=("defaults", "dropout", _k("d_drop")),
+                 help="Probability of zeroing a unit after each activation (training only).")
+    _float_input(c5, "Init std", 1e-4, 10.0, float(d.init_std), key=_k("d_std"), format="%.4f",
+                 on_change=_set_part, args=("defaults", "init_std", _k("d_std")),
+                 disabled=d.init != "normal", help="Standard deviation for the 'normal' init.")
+    _int_input(c6, "Group-norm groups", "norm_groups", d.norm_groups, key=_k("d_groups"),
+               on_change=_set_part, args=("defaults", "norm_groups", _k("d_groups")),
+               disabled=d.norm != "group" and not any(s.norm == "group"
+                                                      for s in _spec().stages))
 
 
 def stem_editor() -> None:
@@ -206,12 +236,12 @@ def stem_editor() -> None:
         return
     stem = spec.stem
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Width", 1, 8192, stem.width, key=_k("stem_w"), on_change=_set_part,
-                    args=("stem", "width", _k("stem_w")))
-    c2.number_input("Kernel", 1, 31, stem.kernel, key=_k("stem_k"), on_change=_set_part,
-                    args=("stem", "kernel", _k("stem_k")))
-    c3.number_input("Stride", 1, 8, stem.stride, key=_k("stem_s"), on_change=_set_part,
-                    args=("stem", "stride", _k("stem_s")))
+    _int_input(c1, "Width", "width", stem.width, key=_k("stem_w"), on_change=_set_part,
+               args=("stem", "width", _k("stem_w")))
+    _int_input(c2, "Kernel", "kernel", stem.kernel, key=_k("stem_k"), on_change=_set_part,
+               args=("stem", "kernel", _k("stem_k")))
+    _int_input(c3, "Stride", "stride", stem.stride, key=_k("stem_s"), on_change=_set_part,
+               args=("stem", "stride", _k("stem_s")))
     _pool_widgets(None, stem.pool, "stem")
 
 
@@ -223,12 +253,12 @@ def _pool_widgets(i: int | None, pool: PoolSpec | None, tag: str) -> None:
     a.selectbox("Pool after", POOLS, POOLS.index(kind), key=keys[0], on_change=_set_pool,
                 args=(i, *keys), help="Pooling after the stage: none, max or average.")
     if pool is not None and pool.kind != "none":
-        b.number_input("Pool kernel", 1, 31, pool.kernel, key=keys[1], on_change=_set_pool,
-                       args=(i, *keys))
-        c.number_input("Pool stride", 1, 31, pool.effective_stride, key=keys[2],
-                       on_change=_set_pool, args=(i, *keys))
-        d.number_input("Pool padding", 0, 15, pool.padding, key=keys[3], on_change=_set_pool,
-                       args=(i, *keys))
+        _int_input(b, "Pool kernel", "kernel", pool.kernel, key=keys[1], on_change=_set_pool,
+                   args=(i, *keys))
+        _int_input(c, "Pool stride", "stride", pool.effective_stride, key=keys[2],
+                   on_change=_set_pool, args=(i, *keys))
+        _int_input(d, "Pool padding", "pool_padding", pool.padding, key=keys[3],
+                   on_change=_set_pool, args=(i, *keys))
 
 
 def _inherit_select(col, label: str, i: int, field: str, names: list[str], value: str | None,
@@ -255,7 +285,7 @@ def stage_editor(i: int, stage: StageSpec, problems: list[Problem], summary: str
                       args=(i, _k("exp", i)))
     with box:
         for p in problems:
-            st.error(f"**{p.where}**: {p.message}" + (f". *Fix:* {p.hint}" if p.hint else ""))
+            st.error(problem_text(p))
         if box.open is False:  # lazy: a closed stage draws no widgets (None = not lazy)
             return
         c1, c2, c3 = st.columns(3)
@@ -263,20 +293,22 @@ def stage_editor(i: int, stage: StageSpec, problems: list[Problem], summary: str
         c1.selectbox("Block", blocks, blocks.index(stage.block), key=_k("s", i, "block"),
                      format_func=BLOCKS.get, on_change=_set_stage,
                      args=(i, "block", _k("s", i, "block")))
-        c2.number_input("Depth", 1, 256, stage.depth, key=_k("s", i, "depth"),
-                        on_change=_set_stage, args=(i, "depth", _k("s", i, "depth")),
-                        help="Layers (conv, linear) or blocks (basic, bottleneck) in this stage.")
-        c3.number_input("Width", 1, 8192, stage.width, key=_k("s", i, "width"),
-                        on_change=_set_stage, args=(i, "width", _k("s", i, "width")),
-                        help="Output channels (features for linear). Bottleneck blocks output "
-                        "width x expansion channels.")
+        _int_input(c2, "Depth", "depth", stage.depth, key=_k("s", i, "depth"),
+                   on_change=_set_stage, args=(i, "depth", _k("s", i, "depth")),
+                   help="Layers (conv, linear) or blocks (basic, bottleneck) in this stage.")
+        _int_input(c3, "Width", "width", stage.width, key=_k("s", i, "width"),
+                   on_change=_set_stage, args=(i, "width", _k("s", i, "width")),
+                   help="Output channels (features for linear). Bottleneck blocks output "
+                   "width x expansion channels.")
         if stage.block != "linear":
             c4, c5, c6 = st.columns(3)
-            c4.number_input("Kernel", 1, 31, stage.kernel, key=_k("s", i, "kernel"),
-                            on_change=_set_stage, args=(i, "kernel", _k("s", i, "kernel")))
-            c5.number_input("Stride (first layer)", 1, 8, stage.stride, key=_k("s", i, "stride"),
-                            on_change=_set_stage, args=(i, "stride", _k("s", i, "stride")))
-            pad_options = ["same", *range(0, 16)]
+            _int_input(c4, "Kernel", "kernel", stage.kernel, key=_k("s", i, "kernel"),
+                       on_change=_set_stage, args=(i, "kernel", _k("s", i, "kernel")))
+            _int_input(c5, "Stride (first layer)", "stride", stage.stride,
+                       key=_k("s", i, "stride"), on_change=_set_stage,
+                       args=(i, "stride", _k("s", i, "stride")))
+            lo, hi = _span("padding", stage.padding if isinstance(stage.padding, int) else 0)
+            pad_options = ["same", *range(lo, hi + 1)]
             c6.selectbox("Padding", pad_options,
                          pad_options.index(stage.padding) if stage.padding in pad_options else 0,
                          key=_k("s", i, "padding"), on_change=_set_stage,
@@ -295,10 +327,10 @@ def stage_editor(i: int, stage: StageSpec, problems: list[Problem], summary: str
                    args=(i, "residual", _k("s", i, "residual")),
                    help="Add each layer's/block's input to its output (He et al. 2016). Off on "
                    "basic blocks gives the 'plain' network.")
-        c11.number_input("Dropout", 0.0, 0.95,
-                         float(stage.dropout if stage.dropout is not None else d.dropout), 0.05,
-                         key=_k("s", i, "dropout"), on_change=_set_stage,
-                         args=(i, "dropout", _k("s", i, "dropout")))
+        dropout = float(stage.dropout if stage.dropout is not None else d.dropout)
+        _float_input(c11, "Dropout", 0.0, 0.95, dropout, 0.05,
+                     key=_k("s", i, "dropout"), on_change=_set_stage,
+                     args=(i, "dropout", _k("s", i, "dropout")))
         if stage.block != "linear":
             _pool_widgets(i, stage.pool, f"s{i}")
         b1, b2, b3, b4, _ = st.columns([1, 1, 1, 1, 3])
@@ -320,14 +352,14 @@ def head_editor() -> None:
     c1.selectbox("Head pooling", pools, pools.index(hd.pool), key=_k("h_pool"),
                  format_func=HEAD_POOLS.get, on_change=_set_part,
                  args=("head", "pool", _k("h_pool")))
-    c2.number_input("Pool to n x n", 1, 32, hd.pool_size, key=_k("h_size"), on_change=_set_part,
-                    args=("head", "pool_size", _k("h_size")),
-                    disabled=not hd.pool.startswith("adaptive"))
+    _int_input(c2, "Pool to n x n", "pool_size", hd.pool_size, key=_k("h_size"),
+               on_change=_set_part, args=("head", "pool_size", _k("h_size")),
+               disabled=not hd.pool.startswith("adaptive"))
     c3.text_input("Hidden layers", ", ".join(str(h) for h in hd.hidden), key=_k("h_hidden"),
                   on_change=_set_hidden, args=(_k("h_hidden"),),
                   help="Sizes of fully connected layers before the classifier, e.g. 4096, 4096")
-    c4.number_input("Head dropout", 0.0, 0.95, float(hd.dropout), 0.05, key=_k("h_drop"),
-                    on_change=_set_part, args=("head", "dropout", _k("h_drop")))
+    _float_input(c4, "Head dropout", 0.0, 0.95, float(hd.dropout), 0.05, key=_k("h_drop"),
+                 on_change=_set_part, args=("head", "dropout", _k("h_drop")))
 
 
 def add_stage_button() -> None:

@@ -82,7 +82,6 @@ def _links(lesson: Lesson) -> None:
             key=f"learn_open_{lesson.id}"):
         spec = PRESETS.get(lesson.preset).spec()
         set_spec(spec, source=f"preset:{lesson.preset}")
-        st.session_state.last_good = spec
         st.switch_page(BUILD_PAGE)
     if lesson.experiment and st.button(
             f"Run the experiment: {get_suite(lesson.experiment).title}",

@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
 from ui.charts import PALETTE, _fig
+from ui.text import plot_text
 
 MAX_POINTS = 1500
 Series = dict[str, dict[str, list[Any]]]
@@ -72,7 +73,7 @@ def scalar_chart(items: Sequence[tuple[str, str, Series]], names: Sequence[tuple
             if not series or not series["steps"]:
                 continue
             x, y = _thin(series["steps"], [_finite(v) for v in series["values"]])
-            label = f"{run_label} {line_label}".strip()
+            label = plot_text(f"{run_label} {line_label}".strip())  # run titles are user text
             if smooth and j == 0 and len(y) > 20:
                 fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label + " (per batch)",
                                          line={"color": color, "width": 1}, opacity=0.3,
@@ -166,7 +167,8 @@ def gradient_flow_chart(items: Sequence[tuple[str, str, Sequence[str], Sequence[
     the left is the vanishing-gradient picture.
     """
     fig = _fig(title, "layer (input side -> output side)", "gradient norm (log)", log_y=True)
-    for label, color, layer_labels, values in items:
+    for raw, color, layer_labels, values in items:
+        label = plot_text(raw)  # run titles and design names are user text
         fig.add_trace(go.Scatter(
             x=list(range(1, len(values) + 1)), y=[_positive(v) for v in values],
             mode="lines+markers", name=label, line={"color": color}, text=list(layer_labels),

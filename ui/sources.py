@@ -13,6 +13,7 @@ from playground.presets import GROUPS, PRESETS, list_presets
 from playground.spec import NetworkSpec, StageSpec
 from playground.zoo import FAMILIES, family_of, native_input, zoo_names
 from ui.state import set_spec
+from ui.text import md_escape
 
 ZOO = "torchvision zoo"
 SAVED = "My saved designs"
@@ -50,7 +51,6 @@ def _open(group: str, key: str) -> None:
             set_spec(NetworkSpec(name="my design", stages=(StageSpec(width=32),)), "scratch")
         else:
             set_spec(PRESETS.get(key).spec(), source=f"preset:{key}")
-        st.session_state.last_good = st.session_state.spec
     except PlaygroundError as err:
         st.session_state.flash.append(("error", f"Could not open {key}: {err}"))
 
@@ -87,7 +87,7 @@ def _save_box() -> None:
     if st.button("Save", key="save_btn", type="primary"):
         try:
             saved = save_design(user, name, spec.model_copy(update={"name": name}))
-            st.success(f"Saved '{saved.name}' for {user}. It appears under '{SAVED}', on Train "
-                       "and on Compare.")
+            st.success(f"Saved '{md_escape(saved.name)}' for {md_escape(user)}. It appears "
+                       f"under '{SAVED}', on Train and on Compare.")
         except PlaygroundError as err:
-            st.error(str(err))
+            st.error(md_escape(err))

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from playground.errors import ConfigError
+from playground.errors import PlaygroundError
 from playground.presets import get_preset
+from playground.runs import MAX_OWNER_CHARS, normalise_owner
 from playground.share import decode_spec
 from playground.spec import NetworkSpec
 from ui.compare_state import COMPARE_KEYS
+from ui.text import md_escape
 
 DEFAULT_PRESET = "small_cnn"
 
@@ -23,8 +25,8 @@ KEYS = {
     "source": "preset:" + DEFAULT_PRESET,  # where the design came from
     "zoo": None,  # {"name": ..., "input": (c, h, w), "num_classes": n} when a zoo model is open
     "gen": 0,  # bumped when the spec is replaced wholesale, to reset widget keys
-    "last_good": None,  # last spec that analysed cleanly
-    "flash": [],  # messages to show once: (kind, text)
+    "last_good": None,  # last spec that analysed cleanly (set by the Build page)
+    "flash": [],  # messages to show once: (kind, plain text), escaped when shown
     "open_stages": set(),  # indices of stage editors the user has expanded
     "run_cache": {},  # run id -> {"cursor", "series", "labels"}: metrics read so far
     # Train page widgets (their defaults train the small CNN in well under a minute)
@@ -59,19 +61,21 @@ def init_state() -> None:
     if not first:
         return
     params = st.query_params
-    st.session_state.user = params.get("user", "")[:60]
+    st.session_state.user = clean_user(params.get("user", ""))
     link = params.get("d")
     if link:
         try:
             st.session_state.spec = decode_spec(link)
             st.session_state.source = "link"
-        except ConfigError as err:
+        except PlaygroundError as err:
             st.session_state.flash.append(
                 ("error", f"Could not open the shared design: {err}. Showing the default design.")
             )
+    # The fallback numbers are the default design's until the Build page has analysed the
+    # design (a shared one included) without an error.
+    st.session_state.last_good = get_preset(DEFAULT_PRESET)
     if st.session_state.spec is None:
-        st.session_state.spec = get_preset(DEFAULT_PRESET)
-    st.session_state.last_good = st.session_state.spec
+        st.session_state.spec = st.session_state.last_good
 
 
 def set_spec(spec: NetworkSpec, source: str | None = None) -> None:
@@ -84,9 +88,23 @@ def set_spec(spec: NetworkSpec, source: str | None = None) -> None:
     st.session_state.gen += 1
 
 
+def clean_user(raw: object) -> str:
+    """The classroom name from the sidebar box or the URL's ``?user=``, as the stores keep it.
+
+    Unprintable characters (controls, format characters, lone surrogates) become spaces,
+    whitespace runs collapse to one space, and the name is cut to ``MAX_OWNER_CHARS``. A name
+    with nothing usable left is ``""``: no name.
+    """
+    text = "".join(ch if ch.isprintable() else " " for ch in str(raw)[:4 * MAX_OWNER_CHARS])
+    text = " ".join(text.split())[:MAX_OWNER_CHARS].rstrip()
+    try:
+        return normalise_owner(text)
+    except PlaygroundError:
+        return ""
+
+
 def _on_user_change() -> None:
-    name = " ".join(st.session_state["_user_box"].split())[:60]
-    st.session_state.user = name
+    st.session_state.user = clean_user(st.session_state["_user_box"])
 
 
 def sidebar_identity() -> None:
@@ -110,6 +128,7 @@ def sidebar_identity() -> None:
 
 
 def show_flash() -> None:
+    """Show the queued one-time messages, as text (they often quote user input)."""
     for kind, text in st.session_state.flash:
-        getattr(st, kind)(text)
+        getattr(st, kind)(md_escape(text))
     st.session_state.flash = []

@@ -26,6 +26,7 @@ from ui.run_charts import (
     loss_chart,
     lr_chart,
 )
+from ui.text import md_escape
 
 STATUS_ICON = {
     "queued": ":material/schedule:", "running": ":material/play_circle:",
@@ -69,26 +70,28 @@ def _header(run: Run, series: dict[str, Any]) -> None:
     icon = STATUS_ICON.get(run.status, "")
     done, total, eta = _progress(run, series)
     left, right = st.columns([5, 1], vertical_alignment="center")
-    left.markdown(f"#### {icon} Run {run.id}: {run.title}")
+    left.markdown(f"#### {icon} Run {run.id}: {md_escape(run.title)}")
     if run.status in ACTIVE_STATUSES and right.button("Stop", icon=":material/stop:",
                                                       key=f"stop_{run.id}"):
         try:
             get_runner().cancel(run.id)
             st.toast(f"Stopping run {run.id}...")
         except PlaygroundError as err:
-            st.error(str(err))
+            st.error(md_escape(err))
     text = f"{run.status.replace('_', ' ')}: step {fmt_int(done)} of {fmt_int(total)}"
     if eta is not None:
         text += f", about {fmt_duration(eta)} left"
     st.progress(min(done / max(total, 1), 1.0), text=text)
+    # messages may quote a worker's exception, and with it the design's names and values
+    message = md_escape(run.message)
     if run.status == "diverged":
-        st.error(run.message, icon=":material/warning:")
+        st.error(message, icon=":material/warning:")
     elif run.status in {"failed", "interrupted"}:
-        st.error(run.message or f"The run {run.status}.")
-    elif run.status in {"stopped", "early_stopped"} and run.message:
-        st.info(run.message)
-    elif run.status == "finished" and run.message:
-        st.success(run.message)
+        st.error(message or f"The run {run.status}.")
+    elif run.status in {"stopped", "early_stopped"} and message:
+        st.info(message)
+    elif run.status == "finished" and message:
+        st.success(message)
     if run.status not in ACTIVE_STATUSES and (where := _where_and_speed(run.summary)):
         st.caption(where)
 
@@ -166,7 +169,7 @@ def run_view(run_id: int) -> None:
     try:
         run = get_store().get_run(run_id)
     except PlaygroundError as err:
-        st.warning(str(err))
+        st.warning(md_escape(err))
         return
     active = run.status in ACTIVE_STATUSES
 
@@ -179,7 +182,7 @@ def run_view(run_id: int) -> None:
         _charts(cache)
         notes = current.summary.get("notes") or []
         for note in notes:
-            st.caption(f"Note: {note}")
+            st.caption(f"Note: {md_escape(note)}")
         if active and current.status not in ACTIVE_STATUSES:
             st.rerun()  # the run ended: redraw the page once, without the timer
 

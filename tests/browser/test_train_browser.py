@@ -41,7 +41,9 @@ def test_live_training_grows_stops_and_reattaches(page, app_url: str) -> None:
     page.set_viewport_size({"width": 1280, "height": 1100})
     page.screenshot(path=str(ARTIFACTS / "train-page.png"))
 
-    page.get_by_role("button", name="Stop", exact=True).click()
+    # the run's Stop, not the header's (Streamlit's own Stop shows while a rerun is under way)
+    page.get_by_role("button", name="Stop", exact=True).and_(
+        page.get_by_test_id("stBaseButton-secondary")).click()
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=stProgress]')]"
         ".some(e => e.innerText.startsWith('stopped'))", timeout=60_000)
