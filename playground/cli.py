@@ -5,6 +5,7 @@ Every user error prints one clear line on stderr and exits with status 2; no tra
     python -m playground presets
     python -m playground analyse vgg16 --input 3x224x224
     python -m playground analyse resnet50 --format csv > resnet50.csv
+    python -m playground analyse tv:resnet50      # torchvision's model, not the preset
     python -m playground analyse my_design.yaml --format json
     python -m playground export resnet20_cifar --format pytorch -o resnet20.py
     python -m playground train small_cnn --dataset shapes --steps 300
@@ -13,10 +14,13 @@ Every user error prints one clear line on stderr and exits with status 2; no tra
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -102,6 +106,7 @@ def cmd_analyse(args: argparse.Namespace) -> int:
         out = a.to_dict()
         out["training_memory"] = mem
         out["target"] = target.label
+        out["source"] = target.source
         print(json.dumps(out, indent=2, default=list))
         return 0
     headers = ["#", "layer", "type", "output", "params", "MACs", "RF", "stride", "act bytes"]
@@ -114,6 +119,7 @@ def cmd_analyse(args: argparse.Namespace) -> int:
             r.act_bytes,
         ])
     if args.format == "csv":
+        print(f"analysed: {target.source}", file=sys.stderr)  # stdout stays plain CSV
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow([*headers, "where"])
@@ -124,6 +130,7 @@ def cmd_analyse(args: argparse.Namespace) -> int:
         return 0
     pretty = [[*row[:4], f"{row[4]:,}", f"{row[5]:,}", row[6], row[7], f"{row[8]:,}"]
               for row in rows]
+    print(target.source)
     print(f"{target.label}: input {'x'.join(str(s) for s in a.input_shape)}, batch 1\n")
     print(_table(headers, pretty, {0, 4, 5, 8}))
     print()
@@ -171,12 +178,29 @@ def _progress_bar(done: int, total: int, loss: float | None, width: int = 30) ->
     return text + (f"  loss {loss:.4f}" if loss is not None else "")
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    import threading
+class _Signalled(BaseException):
+    """A second SIGTERM/SIGHUP while the run was stopping: give up on it at once."""
 
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train in this process. SIGTERM and SIGHUP (a closed terminal) end the run like a stop
+    request: it becomes ``stopped`` ("the process received SIGTERM") with its metrics and
+    summary, and the command exits with 128 + the signal number; a second signal gives up on
+    the run at once (``interrupted``). Ctrl-C works as before (exit status 130)."""
     from playground.build import check
-    from playground.jobs import execute_run
-    from playground.runs import RunStore
+    from playground.data import ensure_dataset
+    from playground.jobs import request_shutdown
     from playground.targets import fit_to_dataset
     from playground.train import settings_from_dict
 
@@ -202,6 +226,42 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.n_train:
         raw["n_train"] = args.n_train
     settings = settings_from_dict(raw)
+    ensure_dataset(settings.dataset)  # download a torchvision set now, or fail in one line
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        if received:
+            raise _Signalled(signum)
+        received.append(signum)
+        request_shutdown("stopped", f"the process received {_signal_name(signum)}")
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():  # only there can it listen
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signum = int(getattr(signal, name))
+                previous[signum] = signal.signal(signum, on_signal)
+    try:
+        code = _train_run(args, spec, notes, settings, signals=received)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if received:  # the run has ended stopped, metrics kept; say why in one line, as a shell
+        with contextlib.suppress(OSError):  # would, in the exit status
+            print(f"stopped: the process received {_signal_name(received[0])}",
+                  file=sys.stderr)
+        return 128 + received[0]
+    return code
+
+
+def _train_run(args: argparse.Namespace, spec: NetworkSpec, notes: list[str], settings: Any,
+               signals: list[int]) -> int:
+    """Create the run, train it here with a progress bar, print its summary; the exit status.
+    Once ``signals`` (the SIGTERM/SIGHUP received so far) is not empty, a closed terminal is
+    no error."""
+    from playground.jobs import execute_run
+    from playground.runs import RunStore
+
     store = RunStore()
     title = args.title or f"{spec.name} on {args.dataset}"
     run_id = store.create_run(args.owner, title, spec.to_dict(),
@@ -221,12 +281,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             series, cursor = store.poll_metrics(run_id, cursor, ["loss"])  # only what is new
             if series.get("loss", {}).get("steps"):
                 step, loss = series["loss"]["steps"][-1], series["loss"]["values"][-1]
-            print(_progress_bar(step, total, loss), end="", file=sys.stderr, flush=True)
+            try:
+                print(_progress_bar(step, total, loss), end="", file=sys.stderr, flush=True)
+            except OSError:  # the terminal closed (SIGHUP follows)
+                return
             if ended:  # one last poll, so the bar ends where the run did
                 return
 
     thread = threading.Thread(target=report, daemon=True)
-    if sys.stderr.isatty() or args.progress:
+    bar = sys.stderr.isatty() or args.progress
+    if bar:
         thread.start()
     try:
         status = execute_run(run_id, store.path)
@@ -239,17 +303,23 @@ def cmd_train(args: argparse.Namespace) -> int:
             thread.join(timeout=5)
     run = store.get_run(run_id)
     summary = run.summary
-    print(file=sys.stderr)
-    print(f"run {run_id}: {run.message or status}")
-    for key, label, fmt in (("final_val_acc", "validation accuracy", "{:.1%}"),
-                            ("best_val_acc", "best validation accuracy", "{:.1%}"),
-                            ("final_loss", "final training loss", "{:.4f}"),
-                            ("steps_done", "steps", "{}"),
-                            ("samples_per_s", "samples/s", "{:,.0f}"),
-                            ("wall_s", "wall time (s)", "{:.1f}"),
-                            ("device", "device", "{}")):
-        if summary.get(key) is not None:
-            print(f"  {label:26s} {fmt.format(summary[key])}")
+    try:
+        if bar or not signals:
+            print(file=sys.stderr)
+        print(f"run {run_id}: {run.message or status}")
+        for key, label, fmt in (("final_val_acc", "validation accuracy", "{:.1%}"),
+                                ("best_val_acc", "best validation accuracy", "{:.1%}"),
+                                ("final_loss", "final training loss", "{:.4f}"),
+                                ("steps_done", "steps", "{}"),
+                                ("samples_per_s", "samples/s", "{:,.0f}"),
+                                ("wall_s", "wall time (s)", "{:.1f}"),
+                                ("device", "device", "{}")):
+            if summary.get(key) is not None:
+                print(f"  {label:26s} {fmt.format(summary[key])}")
+        sys.stdout.flush()
+    except OSError:
+        if not signals:
+            raise
     return 0 if status in {"finished", "early_stopped", "stopped"} else 1
 
 
@@ -267,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def target_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("target", nargs="?", help="a preset name, a torchvision model name, "
-                       "or a JSON/YAML spec file")
+                       "or a JSON/YAML spec file; a name that is both (vgg16, resnet50...) "
+                       "means the preset: tv:vgg16 picks torchvision's, preset:vgg16 the preset")
         p.add_argument("--preset", "--model", "--spec", dest="target_option", metavar="NAME",
                        help="the same as the positional target (--preset vgg11, "
                        "--model resnet50, --spec design.yaml)")
@@ -326,5 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except _Signalled as sig:
+        with contextlib.suppress(OSError):
+            print(f"interrupted: the process received {_signal_name(sig.signum)} twice",
+                  file=sys.stderr)
+        return 128 + sig.signum
     except BrokenPipeError:
         return 0

@@ -611,7 +611,7 @@ RESULT_COLUMNS: dict[str, str] = {
                           "initialisation",
     "dead_end": "fraction of dead ReLU units at the last measurement (mean over layers)",
     "saturated_end": "fraction of saturated sigmoid/tanh units at the last measurement",
-    "diverged": "the loss or gradients became inf/NaN",
+    "diverged": "the loss or gradients became inf/NaN, or the loss stayed far above its start",
     "steps_done": "optimiser steps done",
     "wall_s": "seconds from start to end",
 }

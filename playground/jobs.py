@@ -23,7 +23,23 @@ one run at a time to each idle worker:
   crashed") and is replaced; a run that ignores its stop flag past the wall-clock limit has its
   worker killed and replaced;
 - ``shutdown`` (also registered with :mod:`atexit`) stops the workers and joins them, so no
-  process is left behind.
+  process is left behind;
+- workers die with their server, even one killed with SIGKILL: each worker watches its parent
+  (on Linux the kernel sends it ``SIGUSR1`` when the parent goes, ``prctl(PR_SET_PDEATHSIG)``;
+  everywhere a thread compares ``os.getppid()`` with the parent's pid twice a second). A
+  worker whose server is gone stops its run at the next step as ``interrupted``, metrics kept,
+  and exits; one that cannot stop within :data:`PARENT_GRACE_S` marks the run and exits anyway.
+
+Liveness is kept in the store, not in process ids: :func:`execute_run` refreshes the run's
+heartbeat every few seconds from a small thread (and with every batch of metrics), and
+:meth:`playground.runs.RunStore.recover_interrupted` treats a run whose heartbeat is older than
+``PLAYGROUND_HEARTBEAT_TIMEOUT_S`` as lost. The monitor thread sweeps for such runs every
+:data:`SWEEP_EVERY_S` seconds, so runs of a server that died moments before this one started
+are found too.
+
+A process that is going away (a CLI training sent SIGTERM, a worker whose server died) calls
+:func:`request_shutdown`; the running training stops at its next step with the status and
+reason given.
 
 Nothing here imports streamlit; the app keeps one runner per server (``st.cache_resource``) and
 calls :meth:`playground.runs.RunStore.recover_interrupted` once at start-up.
@@ -33,6 +49,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import itertools
 import os
 import signal
@@ -63,6 +80,42 @@ STOP_POLL_S = 0.25  # the stop flag is read from the store at most 4x a second
 WALL_GRACE_S = 60.0  # a run still going this long after its wall limit has its worker killed
 STOP_GRACE_S = 30.0  # a cancelled run still going after this long has its worker killed
 MAX_START_FAILURES = 3  # workers dying before they are ready this often in a row: give up
+PARENT_POLL_S = 0.5  # a worker checks this often whether its server is still there
+PARENT_GRACE_S = 20.0  # ...and gives a run this long to stop after the server went away
+SWEEP_EVERY_S = 10.0  # the monitor looks for runs whose process went silent this often
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+# -- going away --------------------------------------------------------------------------------
+@dataclass
+class _Shutdown:
+    """Why this process is going away; set once by :func:`request_shutdown`."""
+
+    event: threading.Event
+    status: str = ""
+    reason: str = ""
+
+
+_SHUTDOWN = _Shutdown(threading.Event())
+
+
+def request_shutdown(status: str, reason: str) -> None:
+    """Stop the training running in this process at its next step, ending it with ``status``
+    (``stopped`` or ``interrupted``) and ``reason`` (e.g. "the process received SIGTERM").
+
+    One per process and final: the process is expected to exit afterwards. Safe to call from
+    a signal handler or another thread; the first call's status and reason are kept.
+    """
+    if status not in STATUSES or status in ACTIVE_STATUSES:
+        raise ValueError(f"a run cannot end as {status!r}")
+    if not _SHUTDOWN.event.is_set():
+        _SHUTDOWN.status, _SHUTDOWN.reason = status, reason
+        _SHUTDOWN.event.set()
+
+
+def shutdown_requested() -> tuple[str, str] | None:
+    """``(status, reason)`` once :func:`request_shutdown` was called in this process."""
+    return (_SHUTDOWN.status, _SHUTDOWN.reason) if _SHUTDOWN.event.is_set() else None
 
 
 # -- limits ------------------------------------------------------------------------------------
@@ -158,8 +211,9 @@ class _MetricWriter:
 
 
 class _StopCheck:
-    """``should_stop`` for the trainer: the stop flag (read at most every 0.25 s) or the wall
-    clock; ``reason`` says which fired. Also flushes the metric writer when it is due."""
+    """``should_stop`` for the trainer: the stop flag (read at most every 0.25 s), the wall
+    clock or :func:`request_shutdown`; ``reason`` (``request``, ``wall``, ``shutdown``) says
+    which fired. Also flushes the metric writer when it is due."""
 
     def __init__(self, store: RunStore, run_id: int, max_wall_s: float,
                  writer: _MetricWriter | None = None):
@@ -175,6 +229,9 @@ class _StopCheck:
     def __call__(self) -> bool:
         if self.writer is not None:
             self.writer.flush_if_due()
+        if _SHUTDOWN.event.is_set():
+            self.reason = self.reason or "shutdown"
+            return True
         now = time.monotonic()
         if now - self.t0 > self.max_wall_s:
             self.reason = self.reason or "wall"
@@ -187,6 +244,44 @@ class _StopCheck:
         return self.flag
 
 
+class _Heartbeat:
+    """A daemon thread refreshing a running run's heartbeat in the store every ``every`` s.
+
+    It ends when stopped or when the run is no longer ``running``; a failed write (the store
+    busy for longer than its timeout) is simply retried at the next beat.
+    """
+
+    def __init__(self, store: RunStore, run_id: int, every: float):
+        self.store, self.run_id, self.every = store, run_id, every
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"playground-heartbeat-{run_id}",
+                                        daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5.0)
+
+    def _beat(self) -> None:
+        try:
+            while not self._done.wait(self.every):
+                try:
+                    if not self.store.heartbeat(self.run_id):
+                        return
+                except Exception:
+                    continue
+        finally:
+            self.store.close()  # this thread's connection
+
+
+def heartbeat_every_s() -> float:
+    """Seconds between heartbeats: six per ``PLAYGROUND_HEARTBEAT_TIMEOUT_S``, at most 5 s."""
+    return min(5.0, max(0.1, get_settings().heartbeat_timeout_s / 6))
+
+
 def execute_run(run_id: int, store_path: str | os.PathLike[str] | None = None, *,
                 device: str | None = None, limits: Limits | None = None) -> str:
     """Train the queued run ``run_id`` and record everything in the store; returns its status.
@@ -195,7 +290,9 @@ def execute_run(run_id: int, store_path: str | os.PathLike[str] | None = None, *
     passes its own ``cuda:N``). Nothing raises out of here for a problem with the run: a bad
     spec, a cap, an exception in training all end as ``failed`` with a one-line message, and
     the metrics recorded until then are kept. A run that is no longer queued (cancelled,
-    claimed elsewhere) is left alone.
+    claimed elsewhere) is left alone. While it trains, a thread refreshes the run's heartbeat
+    (see :class:`_Heartbeat`); after :func:`request_shutdown` it ends at the next step with the
+    status and reason given there.
     """
     store = RunStore(store_path)
     run = store.find_run(run_id)
@@ -205,12 +302,16 @@ def execute_run(run_id: int, store_path: str | os.PathLike[str] | None = None, *
     writer = _MetricWriter(store, run_id)
     stop = _StopCheck(store, run_id, limits.max_wall_s, writer)
     status, message, summary = "failed", "", None
+    beat = _Heartbeat(store, run_id, heartbeat_every_s())
     try:
         if store.stop_requested(run_id):
             status, message = "stopped", "stopped before it started"
+        elif _SHUTDOWN.event.is_set():
+            status, message = _SHUTDOWN.status, f"{_SHUTDOWN.status}: {_SHUTDOWN.reason}"
         else:
-            status, message, summary = _train(run.spec, run.settings, device, limits, writer,
-                                              stop)
+            with beat:
+                status, message, summary = _train(run.spec, run.settings, device, limits,
+                                                  writer, stop)
     except Exception as exc:
         status, message = "failed", describe_error(exc)
         if not isinstance(exc, PlaygroundError):
@@ -254,6 +355,11 @@ def _train(spec_data: dict[str, Any], settings_data: dict[str, Any], device: str
         done = summary.get("steps_done")
         message = (f"stopped{f' at step {done}' if done is not None else ''}: the run reached "
                    f"the time limit of {limits.max_wall_s:g} s (PLAYGROUND_MAX_WALL_S)")
+    elif status == "stopped" and stop.reason == "shutdown":
+        done = summary.get("steps_done")
+        status = _SHUTDOWN.status
+        message = (f"{status}{f' at step {done}' if done is not None else ''}: "
+                   f"{_SHUTDOWN.reason}; the metrics recorded until then are kept")
     elif status == "stopped" and not message:
         message = "stopped on request"
     return status, message, summary
@@ -282,10 +388,67 @@ def plan_workers(device: str, cpu_workers: int, cuda_count: int | None = None) -
     return [None] * max(1, int(cpu_workers))
 
 
+@dataclass
+class _WorkerState:
+    """What a worker's parent watch needs to know about the worker's main thread."""
+
+    store_path: str
+    parent_pid: int
+    run_id: int | None = None  # the run being trained now
+
+
+def _parent_gone(state: _WorkerState) -> bool:
+    """Whether the server that started this worker has gone (we were handed to another
+    parent: init, or a subreaper)."""
+    if os.getppid() == state.parent_pid:
+        return False
+    request_shutdown("interrupted", "the server process went away")
+    return True
+
+
+def _watch_parent(state: _WorkerState) -> None:
+    """Make this worker end with its server, even a server killed with SIGKILL.
+
+    On Linux ``prctl(PR_SET_PDEATHSIG)`` has the kernel send ``SIGUSR1`` when the parent
+    *thread* that started us ends; a server thread can end while the server lives on (a
+    Streamlit script run), so the handler checks ``os.getppid()`` before believing it.
+    Everywhere a daemon thread polls ``os.getppid()`` as well. Once the parent is gone the
+    training stops at its next step (:func:`request_shutdown`) and the main loop exits; a run
+    still going after :data:`PARENT_GRACE_S` is marked ``interrupted`` here and the process
+    exits.
+    """
+    if sys.platform.startswith("linux") and hasattr(signal, "SIGUSR1"):
+        signal.signal(signal.SIGUSR1, lambda signum, frame: _parent_gone(state))
+        with contextlib.suppress(Exception):  # no libc, no prctl: the thread still watches
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGUSR1), 0, 0, 0)
+
+    def watch() -> None:
+        while not _SHUTDOWN.event.wait(PARENT_POLL_S):
+            if _parent_gone(state):
+                break
+        time.sleep(PARENT_GRACE_S)  # the main thread normally exits well before this
+        rid = state.run_id
+        if rid is not None:  # the training did not stop in time (a very long step, a hang)
+            with contextlib.suppress(Exception):
+                RunStore(state.store_path).set_status(
+                    rid, _SHUTDOWN.status or "interrupted",
+                    f"{_SHUTDOWN.reason or 'the worker was shut down'}; the run did not stop "
+                    f"within {PARENT_GRACE_S:g} s; the metrics recorded until then are kept",
+                    only_if=("running",))
+        os._exit(1)
+
+    threading.Thread(target=watch, name="playground-parent-watch", daemon=True).start()
+    _parent_gone(state)  # the parent may have died before the watch was set up
+
+
 def _worker_main(conn: mp_connection.Connection, store_path: str, job_fn: JobFn,
-                 device: str | None, threads: int) -> None:
-    """A worker process: warm up, say ready, then run one job per run id received."""
+                 device: str | None, threads: int, parent_pid: int | None = None) -> None:
+    """A worker process: watch the parent, warm up, say ready, then run one job per run id
+    received until told to stop or the server goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the runner, which stops us
+    state = _WorkerState(store_path, os.getppid() if parent_pid is None else parent_pid)
+    _watch_parent(state)
     t0 = time.monotonic()
     import torch
 
@@ -297,14 +460,18 @@ def _worker_main(conn: mp_connection.Connection, store_path: str, job_fn: JobFn,
     with contextlib.suppress(ImportError):
         import playground.train  # noqa: F401
     conn.send(("ready", os.getpid(), round(time.monotonic() - t0, 3)))
-    while True:
+    while not _SHUTDOWN.event.is_set():
         try:
             run_id = conn.recv()
         except (EOFError, OSError):  # the runner is gone
             break
         if run_id is None:
             break
+        state.run_id = int(run_id)
         _run_one(job_fn, int(run_id), store_path, device)
+        state.run_id = None
+        if _SHUTDOWN.event.is_set():
+            break
         try:
             conn.send(("done", run_id))
         except OSError:
@@ -407,6 +574,7 @@ class LocalRunner:
         self._workers: list[_Worker] = []
         self._uids = itertools.count(1)
         self._start_failures = 0
+        self._last_sweep = float("-inf")
         self._broken = ""
         self._closed = False
         self._wake_r, self._wake_w = self._ctx.Pipe(duplex=False)
@@ -552,7 +720,7 @@ class LocalRunner:
         uid = next(self._uids)
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(child, self.store_path, self.job_fn, device, self._threads),
+            args=(child, self.store_path, self.job_fn, device, self._threads, os.getpid()),
             name=f"playground-worker-{uid}",
             daemon=False,  # a daemonic worker could not start DataLoader processes
         )
@@ -602,6 +770,11 @@ class LocalRunner:
                                "the stop request and was restarted)")
             if not w.process.is_alive():
                 self._replace(w)
+        if now - self._last_sweep >= SWEEP_EVERY_S:
+            self._last_sweep = now
+            # runs whose process went silent: another server's, or a dead one's
+            self.store.recover_interrupted(
+                queued=False, skip=[w.run_id for w in self._workers if w.run_id is not None])
         self._dispatch()
 
     def _read_messages(self, w: _Worker) -> None:

@@ -13,13 +13,24 @@ batch of metric records is stored whole or not at all.
 Tables:
 
 - ``runs``: one row per training (owner, title, spec and settings JSON, status, times,
-  summary, library versions, worker pid, stop flag).
+  summary, library versions, worker pid, stop flag, heartbeat).
 - ``metrics``: one row per record ``(run_id, step, name, value, values_json)``; scalar records
   fill ``value``, per-layer vectors fill ``values_json`` (a JSON list, one entry per layer).
   Indexed by ``(run_id, name, step)``, so reading a few series stays cheap while a run grows;
   a page polling a live run asks only for the rows after the last one it has seen
   (:meth:`RunStore.poll_metrics`).
 - ``run_meta``: small JSON values per run, e.g. the layer labels the per-layer vectors follow.
+
+Liveness: the process training a run writes ``heartbeat_at`` (Unix seconds) when it claims
+the run, with every batch of metrics and every few seconds from a small thread
+(:mod:`playground.jobs`). A ``running`` run whose heartbeat is older than
+``PLAYGROUND_HEARTBEAT_TIMEOUT_S`` has lost its process, whatever became of it (killed, a
+zombie nobody reaped, another machine): :meth:`RunStore.recover_interrupted` marks it
+``interrupted``. Process ids are recorded for the reader but never probed: ``os.kill(pid, 0)``
+succeeds on an unreaped zombie and on an unrelated process that reused the id.
+
+Schema changes to an existing file are applied when a store opens it (:data:`_MIGRATIONS`:
+columns added if missing, every row kept), so files made by earlier versions keep working.
 
 Everything leaves this module as plain data (:class:`Run` dataclasses, dicts and lists).
 """
@@ -50,7 +61,7 @@ STATUSES = (
     "running",  # a worker is training it
     "finished",  # reached its last step
     "early_stopped",  # the trainer stopped it on purpose (e.g. early stopping)
-    "diverged",  # the loss became NaN/inf
+    "diverged",  # the loss became NaN/inf or grew far beyond its starting value
     "failed",  # an error: the message says which
     "stopped",  # stopped by its owner, or by the wall-clock limit
     "interrupted",  # the server went away while it was queued or running
@@ -79,7 +90,8 @@ CREATE TABLE IF NOT EXISTS runs (
     versions_json TEXT,
     worker_pid INTEGER,
     worker_host TEXT,
-    stop_requested INTEGER NOT NULL DEFAULT 0
+    stop_requested INTEGER NOT NULL DEFAULT 0,
+    heartbeat_at REAL
 );
 CREATE INDEX IF NOT EXISTS runs_owner_status ON runs (owner, status);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
@@ -98,6 +110,11 @@ CREATE TABLE IF NOT EXISTS run_meta (
     PRIMARY KEY (run_id, key)
 );
 """
+
+_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
+    # (table, column, its definition): added to files made before the column existed
+    ("runs", "heartbeat_at", "REAL"),
+)
 
 
 # -- plain data --------------------------------------------------------------------------------
@@ -121,6 +138,7 @@ class Run:
     worker_pid: int | None = None
     worker_host: str | None = None
     stop_requested: bool = False
+    heartbeat_at: float | None = None  # last sign of life of the process training it
 
     @property
     def is_active(self) -> bool:
@@ -184,18 +202,6 @@ def _one_line(text: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except OSError:
-        return False
-    return True
-
-
 class SQLiteFile:
     """One SQLite file; hands each thread (and each process) its own connection.
 
@@ -204,7 +210,8 @@ class SQLiteFile:
     than failing half-way when upgrading a read lock.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, schema: str = ""):
+    def __init__(self, path: str | os.PathLike[str] | None = None, schema: str = "",
+                 migrations: Iterable[tuple[str, str, str]] = ()):
         self.path = Path(path) if path is not None else default_db_path()
         self._schema = schema
         self._local = threading.local()
@@ -212,7 +219,9 @@ class SQLiteFile:
         if schema:
             con = self.connection()
             try:
-                con.executescript("BEGIN IMMEDIATE;" + schema + "COMMIT;")
+                con.executescript("BEGIN IMMEDIATE;" + schema)  # left open for the migrations
+                _add_missing_columns(con, migrations)
+                con.execute("COMMIT")
             except BaseException:
                 if con.in_transaction:
                     con.execute("ROLLBACK")
@@ -265,6 +274,20 @@ class SQLiteFile:
         self._local.con = None
 
 
+def _add_missing_columns(con: sqlite3.Connection,
+                         migrations: Iterable[tuple[str, str, str]]) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for each ``(table, column, definition)`` not there yet.
+
+    Runs inside the opening ``BEGIN IMMEDIATE``, so two processes opening an old file at once
+    cannot both add a column. SQLite adds a column without rewriting the rows; existing rows
+    read the column's default (``NULL`` here).
+    """
+    for table, column, definition in migrations:
+        have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+
+
 def _series(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, list[Any]]]:
     """Group ``(name, step, value, values_json, ...)`` rows into per-name step/value lists."""
     out: dict[str, dict[str, list[Any]]] = {}
@@ -289,13 +312,14 @@ def _series(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, list[Any]]]:
 # -- the store ---------------------------------------------------------------------------------
 _RUN_COLUMNS = (
     "id, owner, title, spec_json, settings_json, seed, status, message, created_at, started_at, "
-    "finished_at, summary_json, versions_json, worker_pid, worker_host, stop_requested"
+    "finished_at, summary_json, versions_json, worker_pid, worker_host, stop_requested, "
+    "heartbeat_at"
 )
 
 
 def _run_from_row(row: tuple[Any, ...]) -> Run:
     (rid, owner, title, spec_json, settings_json, seed, status, message, created, started,
-     finished, summary_json, versions_json, pid, host, stop) = row
+     finished, summary_json, versions_json, pid, host, stop, heartbeat) = row
     return Run(
         id=int(rid),
         owner=owner,
@@ -313,7 +337,14 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
         worker_pid=pid,
         worker_host=host,
         stop_requested=bool(stop),
+        heartbeat_at=heartbeat,
     )
+
+
+def _beat(con: sqlite3.Connection, run_id: int) -> int:
+    """Set a running run's heartbeat to now (inside the caller's transaction)."""
+    return con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
+                       (time.time(), run_id)).rowcount
 
 
 def _check_status(status: str) -> None:
@@ -334,9 +365,10 @@ class SQLiteStore:
     """
 
     SCHEMA = ""
+    MIGRATIONS: tuple[tuple[str, str, str], ...] = ()
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
-        self._db = SQLiteFile(path, self.SCHEMA)
+        self._db = SQLiteFile(path, self.SCHEMA, self.MIGRATIONS)
 
     @property
     def path(self) -> Path:
@@ -353,6 +385,7 @@ class RunStore(SQLiteStore):
     """Runs and their metrics in one SQLite file (see :class:`SQLiteStore`)."""
 
     SCHEMA = _SCHEMA
+    MIGRATIONS = _MIGRATIONS
 
     # -- runs --------------------------------------------------------------------------------
     def create_run(self, owner: str, title: str, spec: dict[str, Any],
@@ -450,20 +483,28 @@ class RunStore(SQLiteStore):
             return con.execute(sql, args).rowcount == 1
 
     def mark_started(self, run_id: int, pid: int | None = None) -> bool:
-        """Claim a queued run for the worker ``pid``: status ``running``, start time, versions.
+        """Claim a queued run for the worker ``pid``: status ``running``, start time, versions,
+        first heartbeat.
 
         Atomic: returns ``False`` (and changes nothing) if the run is no longer queued, e.g.
         cancelled a moment earlier or claimed by another worker.
         """
+        now = time.time()
         with self._db.write() as con:
             cur = con.execute(
-                "UPDATE runs SET status = 'running', started_at = ?, worker_pid = ?, "
-                "worker_host = ?, versions_json = ?, message = '' "
+                "UPDATE runs SET status = 'running', started_at = ?, heartbeat_at = ?, "
+                "worker_pid = ?, worker_host = ?, versions_json = ?, message = '' "
                 "WHERE id = ? AND status = 'queued'",
-                (time.time(), os.getpid() if pid is None else int(pid), platform.node(),
+                (now, now, os.getpid() if pid is None else int(pid), platform.node(),
                  _json(library_versions()), int(run_id)),
             )
             return cur.rowcount == 1
+
+    def heartbeat(self, run_id: int) -> bool:
+        """Record that the process training ``run_id`` is alive; ``False`` once the run is no
+        longer ``running`` (stopped, recovered as interrupted, deleted)."""
+        with self._db.write() as con:
+            return _beat(con, int(run_id)) == 1
 
     def request_stop(self, run_id: int) -> None:
         """Raise the stop flag; the worker's ``should_stop`` sees it within a fraction of a s."""
@@ -484,29 +525,46 @@ class RunStore(SQLiteStore):
             con.execute("DELETE FROM run_meta WHERE run_id = ?", (int(run_id),))
             con.execute("DELETE FROM runs WHERE id = ?", (int(run_id),))
 
-    def recover_interrupted(self) -> list[int]:
-        """On server start: runs a dead server left queued or running become ``interrupted``.
+    def recover_interrupted(self, stale_after_s: float | None = None, *,
+                            queued: bool = True, skip: Iterable[int] = ()) -> list[int]:
+        """Mark runs whose process is gone ``interrupted``; returns the ids changed.
 
-        A run still ``running`` in a live worker process on this machine (e.g. a CLI training,
-        or a worker that outlived its server) is left alone. Metrics are kept. Returns the ids
-        changed.
+        A ``running`` run is gone when its heartbeat (its start, for a run stored before
+        heartbeats existed) is more than ``stale_after_s`` seconds old (default
+        ``PLAYGROUND_HEARTBEAT_TIMEOUT_S``); a live training, e.g. a CLI run or another
+        server's, keeps beating and is left alone. With ``queued`` (a server starting: no queue
+        survives its server) every ``queued`` run is marked too; a running server sweeps with
+        ``queued=False`` and ``skip`` = the runs its own workers hold. Metrics are kept.
         """
-        host = platform.node()
+        if stale_after_s is None:
+            stale_after_s = float(get_settings().heartbeat_timeout_s)
+        skipped = {int(r) for r in skip}
+        now = time.time()
         changed: list[int] = []
         with self._db.write() as con:
             rows = con.execute(
-                "SELECT id, status, worker_pid, worker_host FROM runs "
+                "SELECT id, status, heartbeat_at, COALESCE(started_at, created_at) FROM runs "
                 "WHERE status IN ('queued', 'running')"
             ).fetchall()
-            for rid, status, pid, whost in rows:
-                if status == "running" and pid and whost == host and _pid_alive(int(pid)):
+            for rid, status, beat, started in rows:
+                if int(rid) in skipped:
                     continue
-                message = ("the server restarted before this run started" if status == "queued"
-                           else "the server restarted while this run was training")
+                if status == "queued":
+                    if not queued:
+                        continue
+                    message = "the server restarted before this run started"
+                elif beat is None and now - float(started) > stale_after_s:  # an old run
+                    message = "the server restarted while this run was training"
+                elif beat is not None and now - float(beat) > stale_after_s:
+                    message = (f"the process training this run went away (no heartbeat for "
+                               f"{now - float(beat):.0f} s); the metrics recorded until then "
+                               f"are kept")
+                else:
+                    continue
                 con.execute(
                     "UPDATE runs SET status = 'interrupted', message = ?, finished_at = ? "
-                    "WHERE id = ?",
-                    (message, time.time(), rid),
+                    "WHERE id = ? AND status = ?",
+                    (message, now, rid, status),
                 )
                 changed.append(int(rid))
         return changed
@@ -518,7 +576,7 @@ class RunStore(SQLiteStore):
         Records are ``{"step", "name", "value"}`` (scalar), ``{"step", "name", "values"}``
         (a per-layer vector) or ``{"step", "name", "labels"}`` (the labels a vector series
         follows; stored once per run under ``name``, see :meth:`layer_labels`). NaN and inf
-        values are kept.
+        values are kept. The same transaction refreshes a running run's heartbeat.
         """
         rows: list[tuple[Any, ...]] = []
         meta: list[tuple[Any, ...]] = []
@@ -537,6 +595,7 @@ class RunStore(SQLiteStore):
         if not rows and not meta:
             return 0
         with self._db.write() as con:
+            _beat(con, rid)  # writing its metrics is a sign of life of the run's process
             if rows:
                 con.executemany(
                     "INSERT INTO metrics (run_id, step, name, value, values_json) "

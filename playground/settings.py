@@ -12,6 +12,7 @@
 | PLAYGROUND_WORKERS | 1 | worker processes on CPU (one per GPU on CUDA) |
 | PLAYGROUND_DEVICE | auto | ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda``, ``cuda:1``... |
 | PLAYGROUND_MAX_UPLOAD_BYTES | 262,144 | largest spec file accepted by upload or CLI |
+| PLAYGROUND_HEARTBEAT_TIMEOUT_S | 30 | a running run silent this long has lost its process |
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Settings:
     workers: int
     device: str
     max_upload_bytes: int
+    heartbeat_timeout_s: int  # a training process beats about 6x per timeout
 
 
 def get_settings() -> Settings:
@@ -57,4 +59,5 @@ def get_settings() -> Settings:
         workers=max(1, _int("PLAYGROUND_WORKERS", 1)),
         device=os.environ.get("PLAYGROUND_DEVICE", "auto"),
         max_upload_bytes=_int("PLAYGROUND_MAX_UPLOAD_BYTES", 262_144),
+        heartbeat_timeout_s=max(1, _int("PLAYGROUND_HEARTBEAT_TIMEOUT_S", 30)),
     )

@@ -33,13 +33,16 @@ Cost: per-step values stay on the device until a flush (no host sync per step on
 the inf check of fp16's GradScaler, which PyTorch does on the host). The gradients and the layer
 weights are copied into one padded buffer, so all the norms of a step take four calls whatever
 the depth (:class:`_StepNorms`); the accuracy is computed at the flush from the kept logits.
-Activation hooks are attached only for the forward passes that record statistics. The inf/NaN
-check runs at each flush, on the host copy, and names the first bad step exactly.
+Activation hooks are attached only for the forward passes that record statistics. The
+divergence rules (:mod:`playground.divergence`: inf/NaN, and a loss that stays far above its
+starting value) run at each flush, on the host copy; the inf/NaN check names the first bad step
+exactly.
 ``benchmarks/train.py`` compares ``train()`` with a bare loop.
 
 Statuses (:data:`STATUSES`): ``finished``, ``early_stopped`` (validation loss stopped improving),
-``stopped`` (``should_stop()`` or the wall-clock limit), ``diverged`` (inf/NaN loss or gradient)
-and ``failed`` (out of memory or another error inside the loop). Problems found before the
+``stopped`` (``should_stop()`` or the wall-clock limit), ``diverged`` (inf/NaN loss or gradient,
+or a loss stuck far above its starting value; ``summary["diverged_rule"]`` names the rule) and
+``failed`` (out of memory or another error inside the loop). Problems found before the
 first step (a spec that cannot be built, an unknown name, data that does not fit the network)
 raise a :class:`~playground.errors.PlaygroundError` instead.
 """
@@ -69,6 +72,7 @@ from torch import Tensor, nn
 
 from playground.build import build_model
 from playground.data import DATASETS, DataSplit, augment, get_dataset_info, load_dataset
+from playground.divergence import LossGrowth, non_finite_message
 from playground.errors import ConfigError, UnknownNameError
 from playground.optim import (
     OPTIMIZERS,
@@ -100,7 +104,8 @@ STATUSES: dict[str, str] = {
     "finished": "ran every step",
     "early_stopped": "the validation loss stopped improving for early_stopping_patience evals",
     "stopped": "stopped on request, or by the wall-clock limit",
-    "diverged": "the loss or the gradients became inf/NaN",
+    "diverged": "the loss or the gradients became inf/NaN, or the loss stayed far above its "
+                "starting value",
     "failed": "out of memory, or another error inside the training loop",
 }
 Record = dict[str, Any]
@@ -316,7 +321,8 @@ class TrainResult:
     ``summary`` keys: ``steps_done``, ``total_steps``, ``final_loss`` (last step's training
     loss), ``final_val_loss``, ``final_val_acc``, ``best_val_acc``, ``best_val_step``,
     ``steps_per_s`` and ``samples_per_s`` (training steps only: evaluation time excluded),
-    ``wall_s`` (the whole call), ``device``, ``amp``, ``num_params``, ``notes``. Values are
+    ``wall_s`` (the whole call), ``device``, ``amp``, ``num_params``, ``notes``; a diverged
+    run adds ``diverged_rule`` (a key of :data:`playground.divergence.RULES`). Values are
     ``None`` when unknown (no evaluation happened).
     """
 
@@ -724,6 +730,7 @@ class _Recorder:
         self.samples = samples_per_step
         self.out: list[Record] = []
         self.last_loss: float | None = None  # training loss of the last good step
+        self.flush_losses: list[float] = []  # the good steps' losses of the last collect
         self._reset()
 
     def _reset(self) -> None:
@@ -761,6 +768,7 @@ class _Recorder:
         n, L = len(self.steps), self.n_layers
         bad: int | None = None
         what = ""
+        self.flush_losses = []
         if n:
             rows = torch.cat(self.norms).view(n, self.width)
             sq = self.step_norms.tensor_norms(rows)  # (n, P + 2L) squared norms, float64
@@ -786,13 +794,14 @@ class _Recorder:
             gn_h, gnc_h = flat[2 * n:3 * n], flat[3 * n:4 * n]
             lg, rt = flat[4 * n:4 * n + n * L], flat[4 * n + n * L:]
             out, samples, isfinite = self.out, self.samples, math.isfinite
+            good = n
             for i, step in enumerate(self.steps):
                 lo, g = loss[i], gn_h[i]
                 if not isfinite(lo):
-                    bad, what = step, "the loss"
+                    bad, what, good = step, "the loss", i
                     break
                 if not isfinite(g) and check_grads:
-                    bad, what = step, "the gradients"
+                    bad, what, good = step, "the gradients", i
                     break
                 self.last_loss = lo
                 out += [
@@ -809,6 +818,7 @@ class _Recorder:
                     {"step": step, "name": "grad_norm_layer", "values": lg[a:b]},
                 ]
                 self._vector(step, "update_ratio_layer", rt[a:b])
+            self.flush_losses = loss[:good]
         self._collect_stats(bad)
         self._reset()
         return bad, what
@@ -984,6 +994,8 @@ def train(
 
     status: Status = "finished"
     message = ""
+    rule = ""  # the divergence rule that fired
+    growth = LossGrowth()
     step = 0
     last_eval = -1
     best_val_loss = math.inf
@@ -1095,11 +1107,14 @@ def train(
                     step % flush_every == 0 and time.perf_counter() - last_flush >= _FLUSH_MIN_S):
                 bad, what = flush()
                 if bad is not None:
-                    status = "diverged"
-                    message = (f"diverged at step {bad}: {what} became inf/NaN — exploding "
-                               "gradients; lower the learning rate, clip gradients, or add "
-                               "normalisation")
+                    status, rule = "diverged", "non_finite"
+                    message = non_finite_message(bad, what)
                     step = bad - 1
+                    rec.send()
+                    break
+                grown = growth.check(rec.flush_losses, step)
+                if grown is not None:
+                    status, rule, message = "diverged", "loss_growth", grown
                     rec.send()
                     break
                 if at_eval:
@@ -1139,9 +1154,12 @@ def train(
     if status == "finished":
         message = (f"finished {step} steps: validation accuracy {_pct(val_acc)} (best "
                    f"{_pct(best_val_acc)} at step {best_val_step})")
-    return _result(status, message, step, total, t_call, t0, eval_time, samples_per_step,
-                   device, amp, num_params, notes, rec.last_loss, val_loss, val_acc, best_val_acc,
-                   best_val_step, train_time)
+    result = _result(status, message, step, total, t_call, t0, eval_time, samples_per_step,
+                     device, amp, num_params, notes, rec.last_loss, val_loss, val_acc,
+                     best_val_acc, best_val_step, train_time)
+    if rule:
+        result.summary["diverged_rule"] = rule
+    return result
 
 
 def _pct(x: float | None) -> str:

@@ -232,15 +232,27 @@ def _dead_pid() -> int:
     return int(proc.pid)
 
 
+def _age_heartbeat(path, run_id: int, seconds: float) -> None:
+    """Make a run's last heartbeat ``seconds`` old, as a process that died then would leave it."""
+    con = sqlite3.connect(path)
+    with con:
+        con.execute("UPDATE runs SET heartbeat_at = heartbeat_at - ? WHERE id = ?",
+                    (seconds, run_id))
+    con.close()
+
+
 def test_restart_marks_orphaned_runs_interrupted_and_keeps_metrics(tmp_path) -> None:
     path = tmp_path / "playground.sqlite"
     old_server = RunStore(path)
+    # liveness is the heartbeat, never the pid: a live pid with a silent run is gone, a
+    # dead pid with a fresh heartbeat (another machine, a reused id) is alive
     dead = old_server.create_run("ada", "was training", SPEC, SETTINGS)
-    old_server.mark_started(dead, pid=_dead_pid())
+    old_server.mark_started(dead, pid=os.getpid())
     old_server.append_metrics(dead, _records(range(50)))
+    _age_heartbeat(path, dead, 31.0)  # the default timeout is 30 s
     waiting = old_server.create_run("ada", "was queued", SPEC, SETTINGS)
-    alive = old_server.create_run("bob", "CLI run in this process", SPEC, SETTINGS)
-    old_server.mark_started(alive, pid=os.getpid())
+    alive = old_server.create_run("bob", "training elsewhere", SPEC, SETTINGS)
+    old_server.mark_started(alive, pid=_dead_pid())
     done = old_server.create_run("bob", "", SPEC, SETTINGS)
     old_server.set_status(done, "finished", "ok")
     old_server.close()
@@ -248,12 +260,91 @@ def test_restart_marks_orphaned_runs_interrupted_and_keeps_metrics(tmp_path) -> 
     new_server = RunStore(path)  # "restart"
     assert sorted(new_server.recover_interrupted()) == sorted([dead, waiting])
     run = new_server.get_run(dead)
-    assert run.status == "interrupted" and "while this run was training" in run.message
+    assert run.status == "interrupted" and "went away" in run.message
     assert new_server.get_run(waiting).status == "interrupted"
-    assert new_server.get_run(alive).status == "running"  # its process is still alive
+    assert new_server.get_run(alive).status == "running"  # its heartbeat is fresh
     assert new_server.get_run(done).status == "finished"
     assert new_server.get_metrics(dead)["loss"]["steps"] == list(range(50))
     assert new_server.recover_interrupted() == []
+
+
+def test_heartbeats_keep_a_run_alive_and_stop_with_it(store: RunStore) -> None:
+    rid = store.create_run("ada", "", SPEC, SETTINGS)
+    assert not store.heartbeat(rid)  # queued: nothing to beat for
+    assert store.get_run(rid).heartbeat_at is None
+    store.mark_started(rid, pid=os.getpid())
+    first = store.get_run(rid).heartbeat_at
+    assert first is not None
+    _age_heartbeat(store.path, rid, 10.0)
+    assert store.heartbeat(rid)
+    assert store.get_run(rid).heartbeat_at >= first  # back to now
+    _age_heartbeat(store.path, rid, 10.0)
+    store.append_metrics(rid, _records(range(3)))  # a batch of metrics beats too
+    assert store.get_run(rid).heartbeat_at >= first
+    _age_heartbeat(store.path, rid, 10.0)
+    # a running server's sweep: queued runs and its own runs are left alone
+    queued = store.create_run("ada", "", SPEC, SETTINGS)
+    assert store.recover_interrupted(5.0, queued=False, skip=[rid]) == []
+    assert store.recover_interrupted(5.0, queued=False) == [rid]
+    assert store.get_run(queued).status == "queued"
+    assert not store.heartbeat(rid)  # interrupted: the beats stop counting
+
+
+# the runs table as earlier versions of the playground created it (before heartbeats)
+OLD_RUNS_TABLE = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL COLLATE NOCASE,
+    title TEXT NOT NULL DEFAULT '',
+    spec_json TEXT NOT NULL,
+    settings_json TEXT NOT NULL,
+    seed INTEGER,
+    status TEXT NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    summary_json TEXT,
+    versions_json TEXT,
+    worker_pid INTEGER,
+    worker_host TEXT,
+    stop_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE metrics (run_id INTEGER NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL,
+                      value REAL, values_json TEXT);
+"""
+
+
+def test_a_store_file_from_before_heartbeats_is_upgraded_in_place(tmp_path) -> None:
+    path = tmp_path / "playground.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(OLD_RUNS_TABLE)
+    with con:
+        for i, status in enumerate(("finished", "running", "queued")):
+            con.execute(
+                "INSERT INTO runs (owner, title, spec_json, settings_json, seed, status, "
+                "created_at, started_at, summary_json) VALUES (?, ?, ?, ?, 7, ?, ?, ?, ?)",
+                ("ada", f"old {status}", '{"name": "tiny"}', '{"steps": 30}', status,
+                 1000.0 + i, 1001.0 + i, '{"final_loss": 0.5}'),
+            )
+        con.executemany("INSERT INTO metrics VALUES (2, ?, 'loss', ?, NULL)",
+                        [(s, 1.0 / (s + 1)) for s in range(10)])
+    con.close()
+
+    store = RunStore(path)
+    store = RunStore(path)  # opening it again changes nothing
+    columns = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(runs)")]
+    assert columns.count("heartbeat_at") == 1 and columns[-1] == "heartbeat_at"
+    finished, running, queued = sorted(store.list_runs(), key=lambda r: r.id)
+    assert finished.title == "old finished" and finished.summary == {"final_loss": 0.5}
+    assert finished.seed == 7 and running.heartbeat_at is None
+    assert store.get_metrics(running.id)["loss"]["steps"] == list(range(10))
+    # an old running run has no heartbeat: its start time, long ago, counts instead
+    assert sorted(store.recover_interrupted()) == [running.id, queued.id]
+    assert store.get_run(running.id).message == "the server restarted while this run was training"
+    rid = store.create_run("bob", "new", SPEC, SETTINGS)
+    assert store.mark_started(rid) and store.get_run(rid).heartbeat_at is not None
+    assert len(store.list_runs()) == 4
 
 
 def test_store_pickles_as_its_path(store: RunStore) -> None:

@@ -19,6 +19,7 @@ from torch import nn
 
 from playground.build import build_model
 from playground.data import DataSplit, load_dataset
+from playground.divergence import GROWTH_FACTOR, MIN_START_LOSS, LossGrowth
 from playground.errors import ConfigError, PlaygroundError
 from playground.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule
 from playground.presets import get_preset
@@ -269,6 +270,74 @@ def test_high_lr_diverges_and_clipping_saves_it(digits: DataSplit) -> None:
     assert all(v <= 1.0 + 1e-4 for v in after.values())
     before = series(records, "grad_norm")
     assert any(before[s] > 1.0 for s in before)
+
+
+def test_finite_but_exploding_loss_diverges_by_loss_growth() -> None:
+    # SGD at lr=1e9 on small_cnn: batch norm keeps every value finite while the loss sits near
+    # 1e8 at chance accuracy; before the growth rule this run "finished"
+    spec = get_preset("small_cnn", input=InputSpec(channels=3, height=16, width=16))
+    data = load_dataset("shapes", input_shape=(3, 16, 16), n_train=256, n_val=64)
+    result, records = run(spec, data, dataset="shapes", optimizer="sgd", lr=1e9, steps=60,
+                          batch_size=32, eval_every=2, stats_every=0)
+    assert result.status == "diverged", result.message
+    assert result.summary["diverged_rule"] == "loss_growth"
+    loss = series(records, "loss")
+    start, end = loss[1], result.summary["steps_done"]
+    assert sorted(loss) == list(range(1, end + 1))  # every finite step is kept
+    # an evaluation flushes every 2 steps; flush (1, 2) holds the start itself, so the first
+    # three flushes entirely above 100x the start end at steps 4, 6 and 8 at the earliest
+    assert end >= 8 and all(loss[s] > 100 * start for s in range(end - 5, end + 1))
+    assert result.message == (
+        f"diverged at step {end}: the loss stayed above 100x its starting value "
+        f"({start:.3g} -> {loss[end]:.3g}) for 3 checks — the updates are too large; lower "
+        "the learning rate, clip gradients, or add normalisation")
+    assert result.summary["final_loss"] == loss[end]
+    json.dumps(records, allow_nan=False)
+
+
+def test_loss_growth_rule_on_reasoned_cases() -> None:
+    def fire(*flushes: list[float]) -> list[str | None]:
+        rule = LossGrowth()
+        return [rule.check(losses, step) for step, losses in enumerate(flushes, 1)]
+
+    assert fire([2.3, 2.2], [1.9], [1.2], [0.4]) == [None] * 4  # an ordinary run
+    assert fire([2.3], [300.0], [400.0], [500.0])[-1] is not None  # 3 flushes above 230
+    assert fire([2.3], [300.0], [400.0], [500.0])[:3] == [None] * 3
+    # a spike inside a flush, or two flushes above, then one below: the count starts again
+    assert fire([2.3], [2.0, 1e6, 2.0], [2.0, 1e9], [1e3, 1.0], [1e3]) == [None] * 5
+    assert fire([2.3], [1e3], [1e3], [2.0], [1e3], [1e3]) == [None] * 6
+    # the start is step 1's loss, not a later (already exploded) one; a tiny start is floored
+    assert fire([2.3, 4e16, 1e8], [1e8], [1e8], [1e8])[-1] is not None
+    assert fire([1e-4], [5.0], [5.0], [5.0]) == [None] * 4  # 100 x 0.1 = 10 > 5
+    assert fire([], [2.3], [], [300.0], [300.0], [300.0])[-1] is not None  # empty flushes
+
+
+@pytest.mark.slow
+def test_no_preset_trips_the_growth_rule_in_a_normal_run() -> None:
+    """Every preset that may be trained here, on its own data set with the default optimiser,
+    stays far below the growth threshold: its loss is checked at every step (an evaluation
+    flushes each one), and with batches of 4 the per-step loss is noisier than usual."""
+    from playground.jobs import count_params
+    from playground.presets import list_presets
+    from playground.settings import get_settings
+    from playground.targets import fit_to_dataset
+
+    limit = get_settings().max_params
+    trained, too_big = [], []
+    for preset in list_presets():
+        spec, _ = fit_to_dataset(preset.spec(), preset.dataset)
+        if count_params(spec) > limit:  # refused before any step: nothing to check
+            too_big.append(preset.name)
+            continue
+        result, records = run(spec, dataset=preset.dataset, steps=8, batch_size=4,
+                              n_train=32, n_val=10, eval_every=1, stats_every=0)
+        assert result.status == "finished", (preset.name, result.message)
+        loss = series(records, "loss")
+        worst = max(loss.values()) / max(loss[1], MIN_START_LOSS)
+        assert worst < GROWTH_FACTOR / 10, (preset.name, worst)  # a wide margin
+        trained.append(preset.name)
+    assert {"small_cnn", "mlp_points", "lenet5", "resnet20_cifar"} <= set(trained)
+    assert all(name.startswith(("vgg", "resnet152")) for name in too_big), too_big
 
 
 def test_should_stop_stops(points_spec: NetworkSpec, spirals: DataSplit) -> None:
