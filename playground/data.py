@@ -15,7 +15,9 @@ Built in (no download):
   Playground's ``classifySpiralData``, ``classifyCircleData`` and ``classifyXORData``;
   ``moons``: scikit-learn's ``make_moons`` formula. Generated here.
 
-Read from the files torchvision downloads:
+Read by torchvision's own dataset classes from the files it downloads (registered by
+:mod:`playground.datasets_torchvision`, which says how the files are read, checked and
+downloaded):
 
 - ``mnist`` (LeCun et al. 1998) and ``fashion_mnist`` (Xiao et al. 2017): 70,000 grey 28x28.
 - ``cifar10`` / ``cifar100`` (Krizhevsky 2009): 60,000 colour 32x32, 10 / 100 classes.
@@ -26,14 +28,11 @@ asked for (grey is repeated to RGB, RGB becomes grey with ITU-R BT.601 luma weig
 ``"L"`` mode does, sizes change by bilinear interpolation with anti-aliasing). Point sets have
 input shape ``(2,)``: tensors of shape ``(N, 2)``, coordinates roughly within [-1.2, 1.2].
 
-The torchvision sets are read from ``root`` (default: ``get_settings().data_dir``) in exactly
-the layout torchvision downloads, e.g. ``<root>/MNIST/raw/train-images-idx3-ubyte`` and
-``<root>/cifar-10-batches-py/data_batch_1``. The files are parsed here rather than through
-torchvision's classes: IDX files (optionally still ``.gz``) with numpy, CIFAR pickles with an
-unpickler that only accepts numpy arrays (a pickle can otherwise run code), SVHN with
-``scipy.io.loadmat``. torchvision is only used to download, and only with ``allow_download``.
-Anything that goes wrong becomes a :class:`DatasetUnavailableError` that says which files are
-expected where and where to get them.
+The torchvision sets live in ``root`` (default: ``get_settings().data_dir``) in exactly the
+layout torchvision downloads. They are downloaded only with ``allow_download`` (or by
+:func:`ensure_dataset`), and anything that goes wrong becomes a
+:class:`DatasetUnavailableError` whose one-line message says which files are expected where
+and where to get them.
 
 Splits and normalisation: generated sets draw train and validation from separate random
 streams of one seed; ``digits`` is split stratified by seed; the torchvision sets take a seeded
@@ -49,18 +48,14 @@ modify what it gets without affecting the next caller.
 
 from __future__ import annotations
 
-import gzip
-import importlib
 import math
-import pickle
-import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Literal
 
 import numpy as np
 import torch
@@ -81,6 +76,7 @@ __all__ = [
     "augment",
     "clear_cache",
     "denormalize",
+    "ensure_dataset",
     "get_dataset_info",
     "iterate_minibatches",
     "list_datasets",
@@ -202,10 +198,13 @@ class _Arrays:
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A registry entry: the metadata, and the function that builds the tensors."""
+    """A registry entry: the metadata, the function that builds the tensors and, for sets read
+    from files, the one that fetches missing files into a root folder (raising
+    :class:`DatasetUnavailableError` when it cannot)."""
 
     info: DatasetInfo
     build: Callable[[_Request], _Arrays] = field(repr=False)
+    fetch: Callable[[DatasetInfo, Path], None] | None = field(default=None, repr=False)
 
 
 DATASETS: Registry[DatasetEntry] = Registry("data set")
@@ -247,10 +246,11 @@ def load_dataset(
     The same arguments give identical tensors. Results are cached in-process, and every call
     returns its own copies, so callers may modify them freely.
     """
-    info = get_dataset_info(name)
+    entry = DATASETS.get(name)
+    info = entry.info
     request = _make_request(info, seed, input_shape, n_train, n_val, root, noise)
-    if info.needs_download and allow_download:
-        _ensure_downloaded(info, Path(request.root))
+    if entry.fetch is not None and allow_download:
+        entry.fetch(info, Path(request.root))
     arrays = _load_cpu(request)
     try:
         dev = torch.device(device)
@@ -270,11 +270,30 @@ def load_dataset(
     )
 
 
+def ensure_dataset(name: str, *, root: str | Path | None = None) -> None:
+    """Make sure data set ``name`` can be loaded, without loading it.
+
+    For a set read from files (``info.needs_download``): download whatever is missing into
+    ``root`` (default: settings ``data_dir``), or raise :class:`DatasetUnavailableError` with
+    a one-line message, within about two seconds when offline. Built-in sets need nothing.
+    Meant for callers that should fail before starting work (the CLI before it records a run).
+    """
+    entry = DATASETS.get(name)
+    if entry.fetch is not None:
+        where = root if root is not None else get_settings().data_dir
+        entry.fetch(entry.info, Path(where).expanduser())
+
+
 def clear_cache() -> None:
     """Forget every cached load (frees memory; the next load regenerates or rereads)."""
     _CACHE.clear()
-    _read_torchvision_set.cache_clear()
-    _digits_source.cache_clear()
+    for clear in _CACHE_CLEARERS:
+        clear()
+
+
+def register_cache_clearer(clear: Callable[[], None]) -> None:
+    """Have :func:`clear_cache` also call ``clear`` (for caches kept by data set modules)."""
+    _CACHE_CLEARERS.append(clear)
 
 
 def denormalize(x: Tensor, split: DataSplit) -> Tensor:
@@ -459,6 +478,7 @@ class _TensorCache:
 
 
 _CACHE = _TensorCache(CACHE_BYTES)
+_CACHE_CLEARERS: list[Callable[[], None]] = []  # lru caches of file readers, see clear_cache
 
 
 def _load_cpu(request: _Request) -> _Arrays:
@@ -681,6 +701,9 @@ def _digits_source() -> tuple[np.ndarray, np.ndarray]:
     return bunch.images.astype(np.float32) / 16.0, bunch.target.astype(np.int64)  # 0..16 -> 0..1
 
 
+register_cache_clearer(_digits_source.cache_clear)
+
+
 def _build_digits(req: _Request) -> _Arrays:
     from sklearn.model_selection import train_test_split
 
@@ -764,290 +787,9 @@ def _build_points(req: _Request) -> _Arrays:
 
 
 # ---------------------------------------------------------------------------------------------
-# torchvision sets, read from their on-disk formats
-
-
-@dataclass(frozen=True)
-class _FileSet:
-    """Where torchvision keeps a set and how to read it."""
-
-    folder: str  # below root; "" for SVHN, which torchvision keeps directly in root
-    train_files: tuple[str, ...]
-    test_files: tuple[str, ...]
-    meta_file: str  # CIFAR: file with the class names; "" if none
-    fmt: Literal["idx", "cifar", "svhn"]
-    url: str  # where to fetch the files by hand
-    tv_class: str  # torchvision.datasets class used to download
-    mean: tuple[float, ...]  # the usual per-channel statistics of the training split
-    std: tuple[float, ...]
-
-    def files(self) -> tuple[str, ...]:
-        return self.train_files + self.test_files + ((self.meta_file,) if self.meta_file else ())
-
-
-_IDX_FILES = (
-    ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-)
-
-_FILESETS: dict[str, _FileSet] = {
-    "mnist": _FileSet(
-        "MNIST/raw", _IDX_FILES[0], _IDX_FILES[1], "", "idx",
-        "https://ossci-datasets.s3.amazonaws.com/mnist/", "MNIST", (0.1307,), (0.3081,),
-    ),
-    "fashion_mnist": _FileSet(
-        "FashionMNIST/raw", _IDX_FILES[0], _IDX_FILES[1], "", "idx",
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/", "FashionMNIST",
-        (0.2860,), (0.3530,),
-    ),
-    "cifar10": _FileSet(
-        "cifar-10-batches-py", tuple(f"data_batch_{i}" for i in range(1, 6)), ("test_batch",),
-        "batches.meta", "cifar", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-        "CIFAR10", (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
-    ),
-    "cifar100": _FileSet(
-        "cifar-100-python", ("train",), ("test",), "meta", "cifar",
-        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "CIFAR100",
-        (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
-    ),
-    "svhn": _FileSet(
-        "", ("train_32x32.mat",), ("test_32x32.mat",), "", "svhn",
-        "http://ufldl.stanford.edu/housenumbers/", "SVHN",
-        (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970),
-    ),
-}
-
-
-def _present(path: Path, fmt: str) -> Path | None:
-    """The file to read for ``path``: itself, or for IDX files its ``.gz`` if not unpacked."""
-    if path.is_file():
-        return path
-    gz = path.with_name(path.name + ".gz")
-    if fmt == "idx" and gz.is_file():
-        return gz
-    return None
-
-
-def _missing_files(fs: _FileSet, root: Path) -> list[str]:
-    folder = root / fs.folder
-    return [name for name in fs.files() if _present(folder / name, fs.fmt) is None]
-
-
-def _unavailable_message(info: DatasetInfo, fs: _FileSet, root: Path, missing: list[str]) -> str:
-    folder = root / fs.folder
-    names = ", ".join(missing)
-    gz = " (or the same names ending .gz)" if fs.fmt == "idx" else ""
-    how = {
-        "idx": f"download the .gz files from {fs.url} into that folder",
-        "cifar": f"download {fs.url} and unpack it in {root}",
-        "svhn": f"download {', '.join(fs.files())} from {fs.url} into that folder",
-    }[fs.fmt]
-    return (
-        f"The {info.title} files are not in {folder}: missing {names}{gz}. On a machine with "
-        f"internet, {how}, {_FALLBACK_HINT}."
-    )
-
-
-def _ensure_downloaded(info: DatasetInfo, root: Path) -> None:
-    """Fetch a torchvision set with torchvision's own downloader if any file is missing."""
-    fs = _FILESETS[info.name]
-    missing = _missing_files(fs, root)
-    if not missing:
-        return
-    try:
-        import torchvision.datasets as tvd
-
-        cls = getattr(tvd, fs.tv_class)
-        root.mkdir(parents=True, exist_ok=True)
-        if fs.fmt == "svhn":
-            for split in ("train", "test"):
-                cls(str(root), split=split, download=True)
-        else:
-            cls(str(root), train=True, download=True)
-            cls(str(root), train=False, download=True)
-    except Exception as err:  # network, disk, checksum: all end as one readable message
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DatasetUnavailableError(
-            f"Could not download {info.title} ({reason[:200]}). "
-            + _unavailable_message(info, fs, root, missing)
-        ) from None
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Loads only what the CIFAR pickles contain: dicts, lists, strings and numpy arrays."""
-
-    _ALLOWED: ClassVar[dict[tuple[str, str], tuple[str, str]]] = {
-        ("numpy.core.multiarray", "_reconstruct"): ("multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"): ("multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"): ("multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"): ("multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"): ("numeric", "_frombuffer"),
-        ("numpy._core.numeric", "_frombuffer"): ("numeric", "_frombuffer"),
-        ("numpy", "ndarray"): ("", "ndarray"),
-        ("numpy", "dtype"): ("", "dtype"),
-        # Python 3 writes bytes into protocol-2 pickles as _codecs.encode(text, "latin1")
-        ("_codecs", "encode"): ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        target = self._ALLOWED.get((module, name))
-        if target is None:
-            raise pickle.UnpicklingError(f"unexpected object {module}.{name} in a data file")
-        sub, attr = target
-        if not sub:
-            return getattr(np, attr)
-        if sub == "_codecs":
-            return getattr(importlib.import_module("_codecs"), attr)
-        try:
-            return getattr(importlib.import_module(f"numpy._core.{sub}"), attr)
-        except ImportError:  # numpy 1.x
-            return getattr(importlib.import_module(f"numpy.core.{sub}"), attr)
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    """An IDX file of unsigned bytes (LeCun's MNIST format), gzipped or not."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError("not an IDX file of unsigned bytes")
-    ndim = data[3]
-    dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
-    if body.size != math.prod(dims):
-        raise ValueError(f"expected {math.prod(dims)} values for shape {dims}, found {body.size}")
-    return body.reshape(dims)
-
-
-def _read_cifar(path: Path) -> dict[str, Any]:
-    with open(path, "rb") as f:
-        entry = _ArrayUnpickler(f, encoding="latin1").load()
-    if not isinstance(entry, dict):
-        raise ValueError("not a CIFAR batch (expected a dict)")
-    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in entry.items()}
-
-
-def _read_split(
-    fs: _FileSet, folder: Path, files: tuple[str, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``(N, C, H, W)`` uint8 and labels ``(N,)`` int64 of one official split."""
-    if fs.fmt == "idx":
-        images = _read_idx(_present(folder / files[0], "idx") or folder / files[0])
-        labels = _read_idx(_present(folder / files[1], "idx") or folder / files[1])
-        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise ValueError(f"images {images.shape} and labels {labels.shape} do not match")
-        return images[:, None], labels.astype(np.int64)
-    if fs.fmt == "cifar":
-        xs, ys = [], []
-        for name in files:
-            entry = _read_cifar(folder / name)
-            xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-            ys.append(np.asarray(entry.get("labels", entry.get("fine_labels")), dtype=np.int64))
-            if len(xs[-1]) != len(ys[-1]):
-                raise ValueError(f"{name}: {len(xs[-1])} images but {len(ys[-1])} labels")
-        return np.concatenate(xs), np.concatenate(ys)
-    from scipy.io import loadmat  # scipy comes with scikit-learn
-
-    mat = loadmat(str(folder / files[0]))
-    images = np.transpose(mat["X"], (3, 2, 0, 1))  # (H, W, C, N) -> (N, C, H, W)
-    labels = mat["y"].astype(np.int64).reshape(-1) % 10  # SVHN stores the digit 0 as 10
-    return np.ascontiguousarray(images, dtype=np.uint8), labels
-
-
-@lru_cache(maxsize=2)
-def _read_torchvision_set(name: str, root: str) -> tuple[np.ndarray, ...]:
-    """Both official splits as uint8 arrays, plus class names: (xtr, ytr, xte, yte, classes)."""
-    info = get_dataset_info(name)
-    fs = _FILESETS[name]
-    rootp = Path(root)
-    missing = _missing_files(fs, rootp)
-    if missing:
-        raise DatasetUnavailableError(_unavailable_message(info, fs, rootp, missing))
-    folder = rootp / fs.folder
-    current = ""
-    try:
-        current = fs.train_files[0]
-        xtr, ytr = _read_split(fs, folder, fs.train_files)
-        current = fs.test_files[0]
-        xte, yte = _read_split(fs, folder, fs.test_files)
-        classes = np.array(info.classes, dtype=object)
-        if fs.meta_file:
-            current = fs.meta_file
-            meta = _read_cifar(folder / fs.meta_file)
-            names = meta.get("label_names", meta.get("fine_label_names"))
-            if names is not None and len(names) == info.num_classes:
-                classes = np.array([str(n) for n in names], dtype=object)
-    except Exception as err:  # corrupt, truncated or foreign files
-        raise DatasetUnavailableError(
-            f"Could not read {info.title} from {folder / current}: {err}. Delete the file and "
-            f"fetch it again from {fs.url}, {_FALLBACK_HINT}."
-        ) from None
-    for labels in (ytr, yte):
-        if labels.size and (labels.min() < 0 or labels.max() >= info.num_classes):
-            raise DatasetUnavailableError(
-                f"{info.title} labels in {folder} are outside 0..{info.num_classes - 1}; the "
-                f"files are not the expected ones. Fetch them again from {fs.url}, "
-                f"{_FALLBACK_HINT}."
-            )
-    return xtr, ytr, xte, yte, classes
-
-
-def _build_torchvision(req: _Request) -> _Arrays:
-    info = get_dataset_info(req.name)
-    fs = _FILESETS[req.name]
-    xtr, ytr, xte, yte, classes = _read_torchvision_set(req.name, req.root)
-    parts: list[Tensor] = []
-    for stream, (x, y, count) in enumerate(((xtr, ytr, req.n_train), (xte, yte, req.n_val))):
-        if count > len(y):
-            raise DatasetError(
-                f"{info.title} in {req.root} has {len(y):,} "
-                f"{'training' if stream == 0 else 'test'} images; asked for {count:,}"
-            )
-        # a seeded subset; sorted so reads walk the array in order
-        rng = np.random.default_rng(_sub_seed(req.seed, stream))
-        pick = np.sort(rng.permutation(len(y))[:count])
-        images = torch.from_numpy(x[pick]).float().div_(255.0)  # (n, C, H, W) in [0, 1]
-        parts += [_fit_images(images, req.input_shape), torch.from_numpy(y[pick])]
-    native = req.input_shape[0] == len(fs.mean)
-    if native:  # the set's usual statistics
-        mean, std = fs.mean, fs.std
-    elif req.input_shape[0] == 3:  # grey repeated to RGB: same statistics per channel
-        mean, std = fs.mean * 3, fs.std * 3
-    else:  # RGB made grey: measure on this training subset
-        mean, std = None, None
-    train_x, val_x, mean, std = _normalise(parts[0], parts[2], mean, std)
-    return _Arrays(
-        train_x, parts[1], val_x, parts[3], tuple(str(c) for c in classes), mean, std
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # the registry
 
 _IMAGE_SHAPES_RGB = ((3, 32, 32), (3, 16, 16), (3, 64, 64), (1, 32, 32), (1, 16, 16))
-_IMAGE_SHAPES_GREY = ((1, 28, 28), (1, 16, 16), (1, 32, 32), (3, 32, 32))
-
-_CIFAR10_CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)
-_CIFAR100_CLASSES = (
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
-    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
-    "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
-    "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox",
-    "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
-    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom",
-    "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
-    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road",
-    "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake",
-    "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
-    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
-    "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
-)
-_FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
 _DIGIT_NAMES = tuple(str(d) for d in range(10))
 
 
@@ -1138,45 +880,6 @@ for _name, _title, _text, _classes, _noise in _POINT_SETS:
         _build_points,
     )
 
-_TORCHVISION_SETS = (
-    ("mnist", "MNIST", "70,000 hand-written digits, 28x28 grey: the classic first benchmark.",
-     (1, 28, 28), _IMAGE_SHAPES_GREY, _DIGIT_NAMES, 60_000, 10_000, False,
-     "LeCun et al. 1998, torchvision.datasets.MNIST"),
-    ("fashion_mnist", "Fashion-MNIST", "70,000 photos of clothes (shirts, shoes, bags...), 28x28 "
-     "grey: same size as MNIST and noticeably harder.",
-     (1, 28, 28), _IMAGE_SHAPES_GREY, _FASHION_CLASSES, 60_000, 10_000, True,
-     "Xiao, Rasul & Vollgraf 2017, torchvision.datasets.FashionMNIST"),
-    ("cifar10", "CIFAR-10", "60,000 small colour photos of planes, cars, animals and ships, "
-     "32x32: the standard test of a small CNN.",
-     (3, 32, 32), _IMAGE_SHAPES_RGB, _CIFAR10_CLASSES, 50_000, 10_000, True,
-     "Krizhevsky 2009, torchvision.datasets.CIFAR10"),
-    ("cifar100", "CIFAR-100", "The CIFAR photos sorted into 100 finer classes, 500 training "
-     "images each: much harder than CIFAR-10.",
-     (3, 32, 32), _IMAGE_SHAPES_RGB, _CIFAR100_CLASSES, 50_000, 10_000, True,
-     "Krizhevsky 2009, torchvision.datasets.CIFAR100"),
-    ("svhn", "SVHN", "House numbers cut from Street View photos, 32x32 colour; the label is the "
-     "digit in the centre.",
-     (3, 32, 32), _IMAGE_SHAPES_RGB, _DIGIT_NAMES, 73_257, 26_032, False,
-     "Netzer et al. 2011, torchvision.datasets.SVHN"),
-)
-for _name, _title, _text, _shape, _shapes, _classes, _ntr, _nte, _flip, _src in _TORCHVISION_SETS:
-    _register(
-        DatasetInfo(
-            name=_name,
-            title=_title,
-            description=_text + " Downloaded once into the data directory.",
-            kind="image",
-            input_shape=_shape,
-            input_shapes=_shapes,
-            num_classes=len(_classes),
-            classes=_classes,
-            needs_download=True,
-            n_train=10_000,
-            n_val=2_000,
-            max_train=_ntr,
-            max_val=_nte,
-            source=_src,
-            hflip_safe=_flip,
-        ),
-        _build_torchvision,
-    )
+
+# the torchvision sets register themselves after the built-in ones (menus list those first)
+from playground import datasets_torchvision as _datasets_torchvision  # noqa: E402, F401
