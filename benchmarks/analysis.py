@@ -3,14 +3,20 @@
 Run: ``python benchmarks/analysis.py`` (or ``python -m benchmarks.analysis``) from the repository
 root. One row per model and input size:
 
-* ``ours build+analyse``: median wall time of building the model under
-  ``with torch.device("meta"):`` *and* analysing it (what the app does for a new design);
+* ``ours build+analyse``: median wall time of building the model on the meta device the way
+  the app does (``playground.zoo.build_zoo_model(name, device="meta")`` for torchvision models,
+  ``build_model(spec, device="meta")`` for presets) *and* analysing it;
 * ``ours analyse``: the analysis alone, on an already built meta model;
 * ``fvcore``: ``FlopCountAnalysis(model, zeros).total()`` on a built CPU model (a JIT trace and
   a real forward pass);
 * ``torchinfo``: ``torchinfo.summary(model, input_size, verbose=0)`` on the CPU model (a real
   forward pass with hooks);
 * ``totals agree``: our MACs == fvcore's total (both count one multiply-add as one FLOP).
+
+A second table times the ways to build a torchvision model for analysis: a plain
+``torch.device("meta")`` build (impossible for RegNet, whose constructor reads tensor values),
+the zoo's meta build (value factories on the CPU, weight initialisers skipped) and the slow
+path, a real CPU build (random initialisation) moved to meta with ``.to("meta")``.
 
 Medians, not means: on a shared machine a few runs are disturbed. fvcore and torchinfo get
 fewer repetitions because each takes up to seconds.
@@ -49,12 +55,23 @@ def median_ms(fn: Callable[[], Any], repeats: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...]]]:
-    """(label, builder, input shape); the CIFAR ResNet-56 comes from the project's presets."""
-    rows: list[tuple[str, Callable[[], nn.Module], tuple[int, ...]]] = [
-        ("VGG-19", models.vgg19, (3, 224, 224)),
-        ("ResNet-50", models.resnet50, (3, 224, 224)),
-        ("ResNet-18", models.resnet18, (3, 32, 32)),
+Case = tuple[str, Callable[[], nn.Module], Callable[[], nn.Module], tuple[int, ...]]
+
+
+def _zoo_case(label: str, name: str, shape: tuple[int, ...]) -> Case:
+    from playground.zoo import build_zoo_model
+
+    return (label, lambda: build_zoo_model(name, device="meta"),
+            lambda: models.get_model(name, weights=None), shape)
+
+
+def cases() -> list[Case]:
+    """(label, meta builder, CPU builder, input shape); ResNet-56 is the project's preset."""
+    rows = [
+        _zoo_case("VGG-19", "vgg19", (3, 224, 224)),
+        _zoo_case("ResNet-50", "resnet50", (3, 224, 224)),
+        _zoo_case("ResNet-18", "resnet18", (3, 32, 32)),
+        _zoo_case("RegNetY-400MF", "regnet_y_400mf", (3, 224, 224)),
     ]
     try:
         from playground.build import build_model
@@ -62,10 +79,34 @@ def cases() -> list[tuple[str, Callable[[], nn.Module], tuple[int, ...]]]:
 
         spec = get_preset("resnet56_cifar")
         shape = (spec.input.channels, spec.input.height, spec.input.width)
-        rows.append(("ResNet-56 (CIFAR preset)", lambda: build_model(spec), shape))
+        rows.append(("ResNet-56 (CIFAR preset)", lambda: build_model(spec, device="meta"),
+                     lambda: build_model(spec), shape))
     except Exception as err:  # another module's owner builds these
         print(f"note: skipping the CIFAR ResNet-56 row ({type(err).__name__}: {err})")
     return rows
+
+
+def build_times() -> list[tuple[str, ...]]:
+    """ms to build a torchvision model for analysis: plain meta, the zoo's meta build, and the
+    slow path (a CPU build with random initialisation, then ``.to("meta")``)."""
+    from playground.zoo import build_zoo_model
+
+    out = []
+    for name, repeats in (("resnet50", OTHER_REPEATS), ("regnet_y_400mf", OTHER_REPEATS),
+                          ("regnet_y_16gf", OTHER_REPEATS)):
+        def plain(name: str = name) -> nn.Module:
+            with torch.device("meta"):
+                return models.get_model(name, weights=None)
+
+        try:
+            plain_ms = f"{median_ms(plain, repeats):.0f}"
+        except NotImplementedError:  # RegNet: "Cannot copy out of meta tensor"
+            plain_ms = "fails"
+        zoo_ms = median_ms(lambda name=name: build_zoo_model(name, device="meta"), repeats)
+        cpu_ms = median_ms(lambda name=name: models.get_model(name, weights=None).to("meta"),
+                           repeats)
+        out.append((name, plain_ms, f"{zoo_ms:.0f}", f"{cpu_ms:.0f}", f"{cpu_ms / zoo_ms:.0f}x"))
+    return out
 
 
 def main() -> None:
@@ -79,18 +120,16 @@ def main() -> None:
     header = ("model", "input", "ours build+analyse ms", "ours analyse ms", "fvcore ms",
               "torchinfo ms", "fvcore/ours", "totals agree")
     table = []
-    for label, make, shape in cases():
+    for label, make, make_cpu, shape in cases():
         def ours(make: Callable[[], nn.Module] = make, shape: tuple[int, ...] = shape) -> int:
-            with torch.device("meta"):
-                model = make()
-            return analyse_module(model, shape).macs
+            return analyse_module(make(), shape).macs
 
-        with torch.device("meta"):
-            meta_model = make()
+        meta_model = make()
         ours_ms = median_ms(ours, OURS_REPEATS)
         analyse_ms = median_ms(lambda m=meta_model, s=shape: analyse_module(m, s), OURS_REPEATS)
 
-        cpu_model = make().eval()
+        torch.manual_seed(0)
+        cpu_model = make_cpu().eval()
         x = torch.zeros(1, *shape)
 
         def fv(model: nn.Module = cpu_model, x: torch.Tensor = x) -> float:
@@ -114,6 +153,13 @@ def main() -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for line in table:
+        print("| " + " | ".join(line) + " |")
+    print()
+    header = ("model", "plain meta build ms", "zoo meta build ms", "CPU build + .to(meta) ms",
+              "CPU/zoo")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for line in build_times():
         print("| " + " | ".join(line) + " |")
 
 

@@ -3,6 +3,11 @@
 Analyses are cached by the spec's canonical JSON (or the zoo model's name, input and classes),
 so the Build page redraws instantly when a widget changes back and forth. Models are built on
 the ``meta`` device: no weights are allocated, whatever the model's size.
+
+Names: thirteen names (vgg11 ... vgg19_bn, resnet18 ... resnet152) are both a preset and a
+torchvision model. A bare name means the preset; ``tv:NAME`` (or ``torchvision:NAME``) picks
+torchvision's model and ``preset:NAME`` the preset explicitly. ``Target.source`` says which one
+was taken.
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ from pathlib import Path
 
 from playground.analysis import Analysis, analyse_module
 from playground.build import PlanEntry, build_model, plan_network
-from playground.errors import ConfigError, PlaygroundError
+from playground.errors import ConfigError, PlaygroundError, UnknownNameError
 from playground.presets import PRESETS, get_preset
 from playground.settings import get_settings
 from playground.spec import InputSpec, NetworkSpec, spec_from_json, spec_from_text
-from playground.zoo import build_zoo_model, is_zoo_model, native_input, zoo_input_problem
+from playground.zoo import build_zoo_model, is_zoo_model, list_zoo, zoo_input_problem
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class Target:
     num_classes: int
     spec: NetworkSpec | None = None
     zoo: str | None = None
+    preset: str | None = None  # the preset's name when the target is a preset
+    source: str = ""  # what was taken, e.g. "vgg16 (playground preset; use tv:vgg16 for ...)"
 
 
 @lru_cache(maxsize=128)
@@ -52,25 +59,32 @@ def analyse_zoo(name: str, input_shape: tuple[int, ...], num_classes: int = 1000
     return analyse_module(model, input_shape)
 
 
-def _last_feature_row(analysis: Analysis):
-    """The last layer producing a C x H x W map before the head pools or flattens it."""
+def _final_map(analysis: Analysis) -> tuple[tuple[int, ...], tuple[int, ...] | None] | None:
+    """(shape, receptive field) of the final C x H x W feature map the head works on.
+
+    With a global (adaptive) pooling head it is that pooling's input, whatever made it (a
+    concatenation in Inception's own forward is no row of its own); otherwise the last layer
+    producing a C x H x W map before the head flattens it (LeNet-5's C5).
+    """
     for row in reversed(analysis.rows):
-        if (len(row.out_shape) == 3 and not row.name.startswith("head.")
-                and not row.type.startswith("Adaptive")):
-            return row
+        if row.type.startswith("Adaptive") and len(row.in_shape) == 3:
+            return row.in_shape, row.in_rf
+    for row in reversed(analysis.rows):
+        if len(row.out_shape) == 3 and not row.name.startswith("head."):
+            return row.out_shape, row.rf
     return None
 
 
 def final_feature_map(analysis: Analysis) -> tuple[int, ...]:
     """The final feature map (C x H x W) the head works on; the output shape for an MLP."""
-    row = _last_feature_row(analysis)
-    return row.out_shape if row is not None else analysis.final_shape
+    found = _final_map(analysis)
+    return found[0] if found is not None else analysis.final_shape
 
 
 def final_receptive_field(analysis: Analysis) -> tuple[int, ...] | None:
     """Receptive field (h, w) of one unit of the final feature map (LeNet-5's C5: 32)."""
-    row = _last_feature_row(analysis)
-    return row.rf if row is not None else None
+    found = _final_map(analysis)
+    return found[1] if found is not None else None
 
 
 def analyse_target(target: Target) -> Analysis:
@@ -131,17 +145,50 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+ZOO_PREFIXES = ("tv:", "torchvision:")
+PRESET_PREFIX = "preset:"
+
+
+def _zoo_target(name: str, input_shape: tuple[int, ...] | None,
+                num_classes: int | None) -> Target:
+    model = next((m for m in list_zoo() if m.name == name), None)
+    if model is None:
+        raise UnknownNameError(
+            f"{name!r} is not a torchvision classification model; e.g. "
+            f"{', '.join(m.name for m in list_zoo()[:6])} ... ({len(list_zoo())} in all; "
+            "the Build page lists them)")
+    other = f"use {PRESET_PREFIX}{name} for the playground preset" if name in PRESETS else ""
+    source = f"{name} (torchvision model" + "".join(f"; {t}" for t in (model.note, other) if t)
+    return Target(name, input_shape or model.input_shape, num_classes or 1000, zoo=name,
+                  source=source + ")")
+
+
+def _preset_target(name: str, input_shape: tuple[int, ...] | None,
+                   num_classes: int | None) -> Target:
+    spec = get_preset(name, num_classes=num_classes,
+                      input=InputSpec(channels=input_shape[0], height=input_shape[1],
+                                      width=input_shape[2]) if input_shape else None)
+    other = f"; use {ZOO_PREFIXES[0]}{name} for torchvision's model" if is_zoo_model(name) else ""
+    return Target(PRESETS.get(name).title, spec.input.shape, spec.num_classes, spec=spec,
+                  preset=name, source=f"{name} (playground preset{other})")
+
+
 def resolve_target(name: str, input_shape: tuple[int, ...] | None = None,
                    num_classes: int | None = None) -> Target:
-    """A preset name, a torchvision model name, or a path to a JSON/YAML spec file."""
+    """A preset name, a torchvision model name, or a path to a JSON/YAML spec file.
+
+    A bare name that is both a preset and a torchvision model means the preset; prefix it with
+    ``tv:`` (or ``torchvision:``) for torchvision's model, or ``preset:`` to be explicit.
+    """
+    for prefix in ZOO_PREFIXES:
+        if name.startswith(prefix):
+            return _zoo_target(name[len(prefix):], input_shape, num_classes)
+    if name.startswith(PRESET_PREFIX):
+        return _preset_target(name[len(PRESET_PREFIX):], input_shape, num_classes)
     if name in PRESETS:
-        spec = get_preset(name, num_classes=num_classes,
-                          input=InputSpec(channels=input_shape[0], height=input_shape[1],
-                                          width=input_shape[2]) if input_shape else None)
-        return Target(PRESETS.get(name).title, spec.input.shape, spec.num_classes, spec=spec)
+        return _preset_target(name, input_shape, num_classes)
     if is_zoo_model(name):
-        shape = input_shape or native_input(name)
-        return Target(name, shape, num_classes or 1000, zoo=name)
+        return _zoo_target(name, input_shape, num_classes)
     path = Path(name)
     if path.suffix.lower() in {".json", ".yaml", ".yml"} or path.exists():
         if not path.is_file():
@@ -157,7 +204,8 @@ def resolve_target(name: str, input_shape: tuple[int, ...] | None = None,
             update["input"] = InputSpec(channels=input_shape[0], height=input_shape[1],
                                         width=input_shape[2])
         spec = spec.model_copy(update=update) if update else spec
-        return Target(spec.name or path.stem, spec.input.shape, spec.num_classes, spec=spec)
+        return Target(spec.name or path.stem, spec.input.shape, spec.num_classes, spec=spec,
+                      source=f"{name} (spec file)")
     raise ConfigError(
         f"{name!r} is not a preset, a torchvision model or a spec file; "
         "run 'python -m playground presets' to list the presets"

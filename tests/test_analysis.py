@@ -32,6 +32,7 @@ from playground.analysis import (
     training_memory,
 )
 from playground.errors import UnknownNameError
+from playground.targets import analyse_zoo
 
 fvcore_nn = pytest.importorskip("fvcore.nn")
 logging.getLogger("fvcore").setLevel(logging.ERROR)
@@ -180,6 +181,109 @@ def test_reference_params_and_macs_at_224(name: str) -> None:
     assert analysis.final_shape == (1000,)
     assert analysis.depth == {"vgg11": 11, "vgg16": 16, "vgg19": 19, "resnet18": 18,
                               "resnet34": 34, "resnet50": 50}[name]
+
+
+# ----------------------------------------------------------------------------- torchvision zoo
+# Models the zoo builds itself (``playground.zoo``: on meta, RegNet's width arithmetic on the
+# CPU, weight initialisers skipped) against torchvision's own CPU models and fvcore.
+
+# (name, input side, extra kwargs of the oracle model, modules the oracle has and ours lacks).
+# GoogLeNet and Inception-v3: the oracle is torchvision's pretrained configuration
+# (transform_input=True, aux_logits=True); ours leaves both out, and eval-mode MACs agree.
+ZOO_ORACLES: list[tuple[str, int, dict[str, Any], tuple[str, ...]]] = [
+    ("googlenet", 64, {"transform_input": True, "aux_logits": True, "init_weights": False},
+     ("aux1", "aux2")),
+    ("inception_v3", 96, {"transform_input": True, "aux_logits": True, "init_weights": False},
+     ("AuxLogits",)),
+    ("maxvit_t", 224, {}, ()),
+    ("regnet_x_400mf", 64, {}, ()),
+    ("regnet_y_400mf", 64, {}, ()),
+    ("densenet161", 32, {}, ()),
+    ("mnasnet0_5", 64, {}, ()),
+    ("shufflenet_v2_x0_5", 64, {}, ()),
+    ("squeezenet1_0", 64, {}, ()),
+    ("resnext101_64x4d", 32, {}, ()),
+]
+
+
+@pytest.mark.parametrize(("name", "size", "kwargs", "extra"), ZOO_ORACLES)
+def test_zoo_model_equals_torchvision_and_fvcore(name: str, size: int, kwargs: dict[str, Any],
+                                                 extra: tuple[str, ...]) -> None:
+    ours = analyse_zoo(name, (3, size, size))
+    oracle = on_cpu(lambda: models.get_model(name, weights=None, **kwargs))
+    fv = fvcore_counts(oracle, (3, size, size))
+    assert ours.macs == int(fv.total())
+    theirs = {k: int(v) for k, v in fv.by_module().items()}
+    only_theirs = {k for k in theirs if k not in ours.macs_by_module}
+    assert {k.split(".")[0] for k in only_theirs} == set(extra)
+    assert all(theirs[k] == 0 for k in only_theirs)  # auxiliary heads never run in eval
+    assert ours.macs_by_module == {k: v for k, v in theirs.items() if k not in only_theirs}
+    by_op: Counter[str] = Counter()
+    for r in ours.rows:
+        by_op.update(r.ops)
+    assert +by_op == +Counter({k: int(v) for k, v in fv.by_operator().items()})
+    aux_params = sum(p.numel() for k in extra for p in oracle.get_submodule(k).parameters())
+    assert ours.num_params == sum(p.numel() for p in oracle.parameters()) - aux_params
+    assert sum(r.num_params for r in ours.rows) == ours.num_params
+    assert ours.final_shape == (1000,)
+
+
+def test_every_zoo_model_builds_on_meta_with_the_checkpoints_parameter_count() -> None:
+    """Every torchvision classification model builds on meta, fast, and has the parameter count
+    torchvision's own table gives for its default weights (``meta["num_params"]``, counted from
+    the checkpoint), except for two documented, exact differences."""
+    from playground.zoo import build_zoo_model, list_zoo
+
+    listed = list_zoo()
+    assert {m.name for m in listed} == set(models.list_models(module=models))
+    for entry in listed:
+        model = build_zoo_model(entry.name, device="meta")
+        assert all(t.is_meta for t in (*model.parameters(), *model.buffers())), entry.name
+        params = sum(p.numel() for p in model.parameters())
+        checkpoint = models.get_model_weights(entry.name).DEFAULT.meta["num_params"]
+        if entry.name == "inception_v3":  # the checkpoint keeps the auxiliary classifier
+            aux = sum(p.numel() for p in models.inception.InceptionAux(768, 1000).parameters())
+            assert checkpoint - params == aux == 3_326_696
+        elif entry.name == "vit_h_14":  # its only weights are for 518x518: 37x37 patches, not 16x16
+            assert checkpoint - params == (37 * 37 - 16 * 16) * 1280
+        else:
+            assert params == checkpoint, entry.name
+    assert torch.empty(1).device.type == "cpu"  # the meta build leaves no device context behind
+
+
+@pytest.mark.parametrize(("name", "side", "final_map"), [
+    ("inception_v3", 299, (2048, 8, 8)),  # Szegedy et al. 2016, table 1: 8x8x2048
+    ("googlenet", 224, (1024, 7, 7)),  # Szegedy et al. 2015, table 1: inception (5b)
+    ("convnext_tiny", 224, (768, 7, 7)),  # not the LayerNorm on the pooled 768x1x1
+])
+def test_final_feature_map_is_what_the_head_pools(name: str, side: int,
+                                                   final_map: tuple[int, ...]) -> None:
+    """The map the global pooling reads, even when a concatenation in the model's own forward
+    (Inception) makes it, and not a layer after the pooling."""
+    from playground.targets import final_feature_map, final_receptive_field
+
+    analysis = analyse_zoo(name, (3, side, side))
+    assert final_feature_map(analysis) == final_map
+    rf = final_receptive_field(analysis)
+    assert rf is not None and rf[0] >= analysis.receptive_field[0]  # type: ignore[index]
+
+
+def test_every_regnet_analyses_at_its_input_size() -> None:
+    """RegNet constructors read tensor values (stage widths via ``torch.arange(...).tolist()``),
+    which a plain meta build cannot. Each one analyses on the fast path at its input size (two
+    match fvcore above; all have the checkpoint's parameter count, see the test above)."""
+    from playground.zoo import native_input, zoo_names
+
+    regnets = [n for n in zoo_names() if n.startswith("regnet_")]
+    assert len(regnets) == 15
+    for name in regnets:
+        ours = analyse_zoo(name, native_input(name))
+        assert ours.num_params == models.get_model_weights(name).DEFAULT.meta["num_params"]
+        assert ours.final_shape == (1000,) and ours.notes == []
+        assert sum(r.macs for r in ours.rows) == ours.macs > 0
+    # the default (SWAG) weights of the largest are fine-tuned at 384x384
+    assert analyse_zoo("regnet_y_128gf", native_input("regnet_y_128gf")).input_shape == \
+        (3, 384, 384)
 
 
 # ----------------------------------------------------------------------------- shapes

@@ -19,7 +19,7 @@ from playground.layers import ACTIVATIONS, INITS, NORMS
 from playground.presets import PRESETS, get_preset
 from playground.spec import Defaults, NetworkSpec, PoolSpec, StageSpec
 from playground.targets import analyse_spec, final_receptive_field
-from playground.zoo import zoo_names
+from playground.zoo import list_zoo, zoo_input_problem, zoo_names
 
 ROOT = Path(__file__).resolve().parents[1]
 TV = [f"vgg{d}{bn}" for d in (11, 13, 16, 19) for bn in ("", "_bn")] + [
@@ -118,6 +118,29 @@ def test_zoo_lists_required_families() -> None:
     assert required <= names
 
 
+def test_zoo_offers_every_classification_model_with_its_input_size() -> None:
+    """Every model torchvision lists, once, grouped, at the size its weights were evaluated at
+    (torchvision's model table: Inception-v3 299, EfficientNet-B3 300, Swin-V2 256)."""
+    listed = list_zoo()
+    assert [m.name for m in listed] == zoo_names()
+    assert sorted(zoo_names()) == sorted(torchvision.models.list_models(module=torchvision.models))
+    by_name = {m.name: m for m in listed}
+    sizes = {"inception_v3": 299, "googlenet": 224, "maxvit_t": 224, "regnet_y_400mf": 224,
+             "regnet_x_32gf": 224, "efficientnet_b3": 300, "efficientnet_v2_s": 384,
+             "swin_v2_t": 256, "vit_h_14": 224, "resnet50": 224, "alexnet": 224}
+    for name, side in sizes.items():
+        assert by_name[name].input_shape == (3, side, side), name
+    groups = {m.group for m in listed}
+    assert {"RegNet", "GoogLeNet / Inception", "MaxViT", "DenseNet"} <= groups
+    for m in listed:
+        assert m.name in m.label and m.group in m.label
+        assert zoo_input_problem(m.name, m.input_shape) is None, m.name
+    assert "auxiliary" in by_name["googlenet"].note and "auxiliary" in by_name["inception_v3"].note
+    assert zoo_input_problem("inception_v3", (3, 74, 74)) is not None  # torchvision's min_size 75
+    assert zoo_input_problem("inception_v3", (3, 75, 75)) is None
+    assert "224x224" in str(zoo_input_problem("maxvit_t", (3, 256, 256)))
+
+
 # -- CLI -----------------------------------------------------------------------------------------
 def test_cli_presets_lists_every_preset(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["presets", "--format", "json"]) == 0
@@ -140,6 +163,50 @@ def test_cli_analyse_table_csv_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "3·3·3·64 + 64 = 1,792" in capsys.readouterr().out
 
 
+def test_cli_bare_name_is_the_preset_and_tv_prefix_torchvision(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """vgg16 is both a preset and a torchvision model: the bare name keeps meaning the preset
+    (layer names stage1...), ``tv:vgg16`` analyses torchvision's (features.0...), and the first
+    line says which one it was."""
+    assert main(["analyse", "vgg16"]) == 0
+    preset = capsys.readouterr().out
+    first = "vgg16 (playground preset; use tv:vgg16 for torchvision's model)"
+    assert preset.splitlines()[0] == first
+    assert "stage1.layer1.conv" in preset and "features.0" not in preset
+    assert main(["analyse", "preset:vgg16"]) == 0
+    assert capsys.readouterr().out == preset
+
+    assert main(["analyse", "tv:vgg16"]) == 0
+    tv = capsys.readouterr().out
+    first = "vgg16 (torchvision model; use preset:vgg16 for the playground preset)"
+    assert tv.splitlines()[0] == first
+    assert "features.0" in tv and "stage1.layer1.conv" not in tv
+    assert "138,357,544" in tv and "15,470,289,408" in tv  # STYLE.md's reference numbers
+
+    assert main(["analyse", "torchvision:resnet18", "--input", "3x64x64", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["source"].startswith("resnet18 (torchvision model")
+    assert data["rows"][0]["name"] == "conv1"
+    assert main(["analyse", "resnet18", "--input", "3x64x64", "--format", "csv"]) == 0
+    out = capsys.readouterr()
+    assert "analysed: resnet18 (playground preset" in out.err and "stem.conv" in out.out
+
+
+def test_cli_analyses_inception_v3_at_299(capsys: pytest.CaptureFixture[str]) -> None:
+    """``analyse tv:inception_v3`` at its own 299x299 input: torchvision's parameter count
+    without the auxiliary classifier, and fvcore's MACs at 299x299 (fvcore is compared at a
+    smaller input in test_analysis.py; 5,731,282,144 is its total here)."""
+    assert main(["analyse", "tv:inception_v3", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["input_shape"] == [3, 299, 299]
+    assert data["source"] == ("inception_v3 (torchvision model; without its auxiliary "
+                              "classifier, which runs only in training)")
+    with torch.device("meta"):
+        ref = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
+    assert data["num_params"] == sum(p.numel() for p in ref.parameters()) == 23_834_568
+    assert data["macs"] == 5_731_282_144
+
+
 def test_cli_analyse_spec_file_and_export_round_trip(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "net.yaml"
@@ -160,6 +227,10 @@ def test_cli_analyse_spec_file_and_export_round_trip(tmp_path: Path,
         (["analyse", "missing.yaml"], "no such file"),
         (["export", "resnet50_tv_does_not_exist"], "is not a preset"),
         (["export", "swin_t"], "is a torchvision model"),
+        (["export", "tv:vgg16"], "is a torchvision model"),
+        (["analyse", "tv:small_cnn"], "'small_cnn' is not a torchvision classification model"),
+        (["analyse", "preset:resnet50_tv"], "unknown preset 'resnet50_tv'"),
+        (["analyse", "tv:inception_v3", "--input", "3x64x64"], "at least 75x75"),
         (["analyse", "lenet5", "--input", "1x8x8"], "smaller than the 5x5 kernel"),
         (["analyse", "lenet5", "--explain", "nope"], "no layer named 'nope'"),
     ],
