@@ -35,9 +35,7 @@ def main() -> None:
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
-    at.selectbox(key="src_group").select("Classic networks").run()
-    at.selectbox(key="src_item_Classic networks").select("vgg19").run()
-    at.button(key="src_open").click().run()
+    at.selectbox(key="design_pick").select("preset:vgg19").run()  # one pick opens it
     assert not at.exception, at.exception
     at.session_state.open_stages = {4}  # open stage 5's editor, as a click would
     at.run()

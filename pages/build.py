@@ -33,7 +33,8 @@ ensure_routed()  # first, before anything reads the session: see ui/routing.py
 
 st.title("Build a network")
 st.caption(
-    "Start from a preset or edit the stages: the numbers, table and charts redraw at once. "
+    "Pick a design in the box (type to search presets, torchvision models and your saved "
+    "designs) or edit the stages: the numbers, table and charts redraw at once. "
     "MACs follow fvcore's convention (one multiply-add = one FLOP); FLOPs = 2 x MACs."
 )
 show_flash()
@@ -123,7 +124,7 @@ if analysis is not None:
             st.switch_page("pages/train.py")
 
 
-left, right = st.columns([5, 7], gap="large")
+left, right = st.columns([5, 8], gap="medium")
 
 # -- editor ------------------------------------------------------------------------------------
 with left:
@@ -163,7 +164,7 @@ def layers_tab(analysis) -> None:
     row = layer_table(analysis, labels)
     if row is not None:
         st.markdown(f"**{md_escape(row.name)}** ({md_escape(row.type)})")
-        st.code(explain_row(row), language=None)
+        st.code(explain_row(row), language=None, wrap_lines=True)
     else:
         st.caption("Select a row to see the formula behind its numbers.")
 

@@ -13,17 +13,23 @@ from playground.errors import PlaygroundError, SpecError
 from playground.format import fmt_int, fmt_si
 from playground.optim import OPTIMIZERS, SCHEDULES
 from playground.presets import PRESETS, list_presets
-from playground.runs import ACTIVE_STATUSES
 from playground.spec import NetworkSpec
 from playground.targets import analyse_spec, fit_to_dataset
 from playground.train import resolve_device, settings_from_dict
-from ui.jobs import get_runner, get_store
+from ui.jobs import get_runner
 from ui.routing import ensure_routed
+from ui.run_list import pick_run
 from ui.state import show_flash
 from ui.text import md_escape
+from ui.train_state import CURRENT, mirror_to_url, restore_from_url
 from ui.train_view import run_view
 
 ensure_routed()  # first, before anything reads the session: see ui/routing.py
+
+# Every widget keeps its value for the session (a visit to Build changes nothing); network,
+# data set and run also live in the address (ui/train_state.py).
+KEEP = "session"
+restore_from_url(st.session_state.user)
 
 st.title("Train")
 st.caption(
@@ -35,7 +41,6 @@ user = st.session_state.user
 left, right = st.columns([4, 8], gap="large")
 
 # -- what to train -----------------------------------------------------------------------------
-CURRENT = "__current__"
 
 
 def _network_options() -> dict[str, str]:
@@ -69,11 +74,13 @@ def _chosen_spec(key: str) -> NetworkSpec:
 with left:
     st.subheader("Network and data")
     options = _network_options()
+    if st.session_state.tr_network not in options:  # e.g. a saved design deleted since
+        st.session_state.tr_network = CURRENT
     st.selectbox("Network", list(options), format_func=options.get, key="tr_network",
-                 on_change=_on_network)
+                 on_change=_on_network, persist_state=KEEP)
     datasets = {d.name: d for d in list_datasets()}
     st.selectbox("Data set", list(datasets), format_func=lambda n: datasets[n].title,
-                 key="tr_dataset")
+                 key="tr_dataset", persist_state=KEEP)
     info = get_dataset_info(st.session_state.tr_dataset)
     st.caption(info.description + (" Needs files in the data directory (downloaded when "
                                    "online)." if info.needs_download else ""))
@@ -93,51 +100,57 @@ with left:
     st.subheader("Settings")
     c1, c2 = st.columns(2)
     c1.selectbox("Optimiser", OPTIMIZERS.names(), key="tr_optimizer", on_change=_on_optimizer,
-                 format_func=lambda n: OPTIMIZERS.get(n).title)
-    c2.number_input("Learning rate", 1e-6, 100.0, key="tr_lr", format="%g",
+                 persist_state=KEEP, format_func=lambda n: OPTIMIZERS.get(n).title)
+    c2.number_input("Learning rate", 1e-6, 100.0, key="tr_lr", format="%g", persist_state=KEEP,
                     help="Each optimiser's usual value is filled in when you pick it. Try a "
                     "very large one (e.g. 5 with SGD) to see gradients explode.")
     c3, c4 = st.columns(2)
-    c3.number_input("Steps", 1, 20_000, key="tr_steps", step=50,
+    c3.number_input("Steps", 1, 20_000, key="tr_steps", step=50, persist_state=KEEP,
                     help="Optimiser updates. 300 steps of the small CNN take well under a "
                     "minute on a laptop CPU.")
-    c4.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], key="tr_batch")
+    c4.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], key="tr_batch",
+                     persist_state=KEEP)
     c5, c6 = st.columns(2)
     c5.selectbox("Learning-rate schedule", SCHEDULES.names(), key="tr_schedule",
-                 format_func=lambda n: SCHEDULES.get(n).title)
+                 persist_state=KEEP, format_func=lambda n: SCHEDULES.get(n).title)
     c6.number_input("Clip gradient norm at (0 = off)", 0.0, 1e6, key="tr_clip", format="%g",
+                    persist_state=KEEP,
                     help="Rescale the gradient when its total L2 norm exceeds this.")
     with st.expander("More settings"):
         m1, m2 = st.columns(2)
         m1.number_input("Weight decay (blank = optimiser default)", 0.0, 1.0, value=None,
-                        key="tr_wd", format="%g")
-        m2.number_input("Seed", 0, 2**31 - 1, key="tr_seed",
+                        key="tr_wd", format="%g", persist_state=KEEP)
+        m2.number_input("Seed", 0, 2**31 - 1, key="tr_seed", persist_state=KEEP,
                         help="Same seed and settings give the same numbers on CPU.")
         m3, m4 = st.columns(2)
-        m3.number_input("Gradient accumulation (micro-batches per step)", 1, 64, key="tr_accum")
-        m4.number_input("Label smoothing", 0.0, 0.5, key="tr_smooth", step=0.05)
+        m3.number_input("Gradient accumulation (micro-batches per step)", 1, 64, key="tr_accum",
+                          persist_state=KEEP)
+        m4.number_input("Label smoothing", 0.0, 0.5, key="tr_smooth", step=0.05,
+                          persist_state=KEEP)
         m5, m6 = st.columns(2)
         m5.number_input("Early stopping patience (evaluations, 0 = off)", 0, 100,
-                        key="tr_patience")
-        m6.number_input("Evaluate every (steps)", 1, 1000, key="tr_eval")
+                        key="tr_patience", persist_state=KEEP)
+        m6.number_input("Evaluate every (steps)", 1, 1000, key="tr_eval",
+                          persist_state=KEEP)
         m7, m8 = st.columns(2)
         m7.number_input("Training examples (0 = data set default)", 0, info.max_train,
-                        key="tr_ntrain", step=500)
+                        key="tr_ntrain", step=500, persist_state=KEEP)
         m8.toggle("Augment (random crop + flip)", key="tr_augment",
-                  disabled=info.kind != "image")
-        for pname, default in SCHEDULES.get(st.session_state.tr_schedule).params.items():
-            st.number_input(f"Schedule: {pname.replace('_', ' ')}", value=float(default),
-                            key=f"tr_sched_{pname}", format="%g",
-                            help=SCHEDULES.get(st.session_state.tr_schedule).param_help.get(
-                                pname, ""))
+                  disabled=info.kind != "image", persist_state=KEEP)
+        schedule = SCHEDULES.get(st.session_state.tr_schedule)
+        for pname, default in schedule.params.items():
+            key = f"tr_sched_{schedule.name}_{pname}"  # each schedule keeps its own values
+            st.session_state.setdefault(key, float(default))
+            st.number_input(f"Schedule: {pname.replace('_', ' ')}", key=key, format="%g",
+                            persist_state=KEEP, help=schedule.param_help.get(pname, ""))
         device = resolve_device("auto")
         st.selectbox("Mixed precision", ["off", "bf16", "fp16"], key="tr_amp",
-                     disabled=device.type != "cuda",
+                     disabled=device.type != "cuda", persist_state=KEEP,
                      help="CUDA only. This server trains on " + str(device) + ".")
 
     def _settings() -> dict:
         sched = st.session_state.tr_schedule
-        params = {p: st.session_state.get(f"tr_sched_{p}", d)
+        params = {p: st.session_state.get(f"tr_sched_{sched}_{p}", d)
                   for p, d in SCHEDULES.get(sched).params.items()}
         return {
             "dataset": info.name,
@@ -175,22 +188,8 @@ with left:
 
 # -- runs --------------------------------------------------------------------------------------
 with right:
-    if not user:
-        st.info("Your runs appear here once you have entered a name and started one.")
-    else:
-        runs = get_store().list_runs(owner=user, limit=50)
-        if not runs:
-            st.info("No runs yet: choose a network and a data set, then press Start training.")
-        else:
-            ids = [r.id for r in runs]
-            if st.session_state.get("tr_run") not in ids:
-                active = [r.id for r in runs if r.status in ACTIVE_STATUSES]
-                st.session_state.tr_run = active[0] if active else ids[0]
-            by_id = {r.id: r for r in runs}
-            # an active run's label carries no status: the closed box keeps showing the label
-            # it was drawn with, and the run view below shows the live status anyway
-            st.selectbox("Run", ids, key="tr_run",
-                         format_func=lambda i: f"#{i} {by_id[i].title}"
-                         if by_id[i].status in ACTIVE_STATUSES else
-                         f"#{i} {by_id[i].title} ({by_id[i].status.replace('_', ' ')})")
-            run_view(st.session_state.tr_run)
+    shown = pick_run(user)
+    if shown is not None:
+        run_view(shown.id, user)
+mirror_to_url(st.session_state.tr_network, st.session_state.tr_dataset,
+              shown.id if shown is not None else None)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import torchvision
 from streamlit.testing.v1 import AppTest
 
-from playground.presets import get_preset
+from playground.build import build_model
+from playground.format import fmt_int
+from playground.presets import PRESETS, get_preset
 from playground.share import encode_spec
 from tests.helpers import shown
+from ui.sources import EDITED, PICK
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -37,12 +42,17 @@ def _metric(at: AppTest, label: str) -> str:
     raise AssertionError(f"no metric {label!r}: {[m.label for m in at.metric]}")
 
 
-def _open(at: AppTest, group: str, item: str) -> AppTest:
-    at.selectbox(key="src_group").select(group).run()
-    at.selectbox(key=f"src_item_{group}").select(item).run()
-    at.button(key="src_open").click().run()
+def _open(at: AppTest, source: str) -> AppTest:
+    """One pick in the Design box (``preset:vgg16``, ``zoo:resnet18``, ``saved:my net``)."""
+    at.selectbox(key=PICK).select(source).run()
     assert not at.exception, at.exception
     return at
+
+
+def _shown_label(at: AppTest) -> str:
+    """What the Design box shows: the label of its current value."""
+    box = at.selectbox(key=PICK)
+    return box.options[box.index]
 
 
 def _key(at: AppTest, *parts: object) -> str:
@@ -72,16 +82,20 @@ def test_default_design_shows_numbers() -> None:
     assert _metric(at, "Depth") == "5"
 
 
-def test_vgg16_preset_shows_exact_params_and_macs() -> None:
-    at = _open(_app(), "Classic networks", "vgg16")
-    assert _metric(at, "Parameters") == "138,357,544"
+def test_one_pick_opens_vgg16_with_its_numbers_at_once() -> None:
+    at = _open(_app(), "preset:vgg16")  # one interaction: no group box, no Open button
+    assert _metric(at, "Parameters") == "138,357,544"  # torchvision's vgg16 (STYLE.md)
     assert _metric(at, "MACs") == "15.47 G"
     assert _metric(at, "Receptive field") == "212 px"
     assert _metric(at, "Final feature map") == "512 x 7 x 7"
+    assert _shown_label(at) == "Classic · VGG-16"
+    assert any(shown(c.value).startswith("**VGG-16**: ") for c in at.caption)  # says what is open
+    assert not [b for b in at.button if b.label == "Open"]
+    assert at.query_params["d"] == encode_spec(get_preset("vgg16"))  # the share link follows
 
 
 def test_changing_depth_and_stride_updates_the_table() -> None:
-    at = _open(_app(), "Starters", "small_cnn")
+    at = _open(_app(), "preset:small_cnn")
     rows_before = len(at.dataframe[0].value)
     _expand_stage(at, 0)
     _expand_stage(at, 1)
@@ -91,11 +105,11 @@ def test_changing_depth_and_stride_updates_the_table() -> None:
     at.number_input(key=_key(at, "s", 0, "stride")).set_value(2).run()
     table = at.dataframe[0].value
     first_conv = table[table["layer"] == "stage1.layer1.conv"].iloc[0]
-    assert first_conv["output"] == "32 x 16 x 16"
+    assert first_conv["output"] == "32×16×16"
 
 
 def test_impossible_design_shows_error_and_keeps_last_analysis() -> None:
-    at = _open(_app(), "Starters", "small_cnn")
+    at = _open(_app(), "preset:small_cnn")
     at.number_input(key=_key(at, "in_h")).set_value(2).run()
     at.number_input(key=_key(at, "in_w")).set_value(2).run()
     assert not at.exception
@@ -106,7 +120,7 @@ def test_impossible_design_shows_error_and_keeps_last_analysis() -> None:
 
 
 def test_stage_operations() -> None:
-    at = _open(_app(), "Starters", "small_cnn")
+    at = _open(_app(), "preset:small_cnn")
     _expand_stage(at, 0)
     at.button(key=_key(at, "s", 0, "dup")).click().run()
     assert len(at.session_state.spec.stages) == 3
@@ -126,6 +140,8 @@ def test_share_link_restores_design() -> None:
     at = _app({"d": encode_spec(spec)})
     assert at.session_state.spec == spec
     assert _metric(at, "Parameters") == "269,722"
+    assert _shown_label(at) == "Shared link · resnet20_cifar"
+    assert at.query_params["d"] == encode_spec(spec)
 
 
 def test_broken_share_link_falls_back_with_message() -> None:
@@ -135,7 +151,7 @@ def test_broken_share_link_falls_back_with_message() -> None:
 
 
 def test_closed_stages_draw_no_widgets_but_open_ones_do() -> None:
-    at = _open(_app(), "Classic networks", "vgg19")
+    at = _open(_app(), "preset:vgg19")
     assert not [w for w in at.number_input if "_s_" in (w.key or "")]
     _expand_stage(at, 4)
     assert at.number_input(key=_key(at, "s", 4, "width")).value == 512
@@ -147,8 +163,22 @@ def test_charts_tab_draws_plotly_charts() -> None:
     assert len(charts) == 4
 
 
+@pytest.mark.parametrize("preset,ticks", [("vgg16", [0, 128, 256, 384, 512]),
+                                          ("small_cnn", [0, 16, 32, 48, 64]),
+                                          ("resnet50", [0, 512, 1024, 1536, 2048])])
+def test_feature_map_channel_axis_has_round_ticks(preset: str, ticks: list[int]) -> None:
+    at = _open(_app(tab="Charts"), f"preset:{preset}")
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    axis = figure["layout"]["yaxis2"]
+    assert axis["tickvals"] == ticks
+    channels = figure["data"][1]["y"]
+    assert axis["range"][0] < 0 and max(channels) == ticks[-1] < axis["range"][1]
+    low, high = figure["layout"]["yaxis"]["range"]  # both zeros on one line
+    assert low / high == pytest.approx(axis["range"][0] / axis["range"][1])
+
+
 def test_torchvision_model_is_analysed() -> None:
-    at = _open(_app(), "torchvision zoo", "resnet18")
+    at = _open(_app(), "zoo:resnet18")
     assert _metric(at, "Parameters") == "11,689,512"
     assert _metric(at, "MACs") == "1.82 G"
 
@@ -159,8 +189,13 @@ def test_save_design_needs_a_name_and_then_lists_it() -> None:
     at.button(key="save_btn").click().run()
     assert not at.exception
     assert any("Saved 'my net' for Ada" in shown(s.value) for s in at.success)
-    at.selectbox(key="src_group").select("My saved designs").run()
-    assert "my net" in at.selectbox(key="src_item_My saved designs").options
+    # the saved design is now the open one, listed under Saved and not edited
+    assert at.selectbox(key=PICK).value == "saved:my net"
+    assert _shown_label(at) == "Saved · my net"
+    _open(at, "preset:vgg16")
+    _open(at, "saved:my net")
+    assert at.session_state.spec.name == "my net"
+    assert _metric(at, "Parameters") == "66,410"
 
 
 @pytest.mark.parametrize(
@@ -195,9 +230,101 @@ def test_upload_of_valid_yaml_opens_it() -> None:
 
 
 def test_train_this_design_opens_the_train_page() -> None:
-    at = _open(_app({"user": "Ada"}), "Classic networks", "lenet5")
+    at = _open(_app({"user": "Ada"}), "preset:lenet5")
     at.button(key="to_train").click().run()
     assert not at.exception, at.exception
     assert any(t.value == "Train" for t in at.title)
     assert at.session_state["tr_network"] == "__current__"
     assert at.session_state["tr_dataset"] == "digits"  # LeNet-5's own data set
+
+
+# -- the Design box: one pick, the edited marker, Revert and Undo -----------------------------
+SMALL_CNN = "Starter · Small CNN (starter)"
+
+
+def _buttons(at: AppTest) -> set[str]:
+    return {b.key for b in at.button if b.key}
+
+
+def _real_params(spec) -> str:
+    """Parameters of the built ``nn.Module`` (not the analysis), as the metric writes them."""
+    return fmt_int(sum(p.numel() for p in build_model(spec).parameters()))
+
+
+def test_design_box_lists_every_preset_torchvision_model_and_a_blank_design() -> None:
+    at = _app()
+    labels = at.selectbox(key=PICK).options
+    assert labels[0] == SMALL_CNN  # the open design
+    for name in PRESETS.names():
+        assert any(label.endswith(" · " + PRESETS.get(name).title) for label in labels), name
+    for name in torchvision.models.list_models(module=torchvision.models):
+        assert any(label.startswith(f"torchvision · {name} (") for label in labels), name
+    assert "torchvision · resnet50 (224x224)" in labels
+    assert "Blank design (one conv stage)" in labels
+    assert len(labels) == len(set(labels))
+
+
+def test_picking_a_zoo_model_shows_torchvisions_numbers() -> None:
+    at = _open(_app(), "zoo:resnet50")
+    assert _metric(at, "Parameters") == "25,557,032"  # torchvision's resnet50 (STYLE.md)
+    assert _metric(at, "MACs") == "4.11 G"
+    assert _shown_label(at) == "torchvision · resnet50 (224x224)"
+    assert "d" not in at.query_params  # a zoo model is no playground design to share
+    # its input size is an edit too, and Revert goes back to 224x224
+    at.number_input(key=_key(at, "zoo_side")).set_value(256).run()
+    assert _shown_label(at) == "torchvision · resnet50 (224x224)" + EDITED
+    at.button(key="design_revert").click().run()
+    assert at.session_state.zoo["input"] == (3, 224, 224)
+    assert _metric(at, "MACs") == "4.11 G"
+
+
+def test_edited_marker_appears_after_an_edit_and_goes_with_revert() -> None:
+    at = _app()
+    assert _shown_label(at) == SMALL_CNN
+    assert "design_revert" not in _buttons(at)
+    at.number_input(key=_key(at, "classes")).set_value(5).run()
+    assert _shown_label(at) == SMALL_CNN + EDITED
+    assert any("Edited" in shown(c.value) for c in at.caption)
+    at.button(key="design_revert").click().run()
+    assert not at.exception, at.exception
+    assert _shown_label(at) == SMALL_CNN
+    assert at.session_state.spec == get_preset("small_cnn")
+    assert _metric(at, "Parameters") == "66,410"
+    at.button(key="design_undo").click().run()  # a revert can be undone too
+    assert _shown_label(at) == SMALL_CNN + EDITED
+    assert at.session_state.spec.num_classes == 5
+    at.number_input(key=_key(at, "classes")).set_value(10).run()  # changed back: no edit
+    assert _shown_label(at) == SMALL_CNN
+    assert "design_revert" not in _buttons(at)
+
+
+def test_picking_after_an_edit_opens_the_pick_and_undo_restores_the_edit() -> None:
+    at = _app()
+    _expand_stage(at, 1)
+    at.number_input(key=_key(at, "s", 1, "width")).set_value(96).run()
+    edited = at.session_state.spec
+    assert _metric(at, "Parameters") == _real_params(edited) != "66,410"
+    _open(at, "preset:vgg16")
+    assert _metric(at, "Parameters") == "138,357,544"  # opened at once, edits or not
+    assert _shown_label(at) == "Classic · VGG-16"
+    assert "design_undo" in _buttons(at)
+    assert any("Small CNN (starter) were set aside" in shown(c.value) for c in at.caption)
+    at.button(key="design_undo").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state.spec == edited
+    assert _metric(at, "Parameters") == _real_params(edited)
+    assert _shown_label(at) == SMALL_CNN + EDITED  # still edited: it is the edited design
+    assert "design_undo" not in _buttons(at)
+    assert at.query_params["d"] == encode_spec(edited)
+
+
+def test_no_undo_without_edits_and_none_once_the_pick_is_edited() -> None:
+    at = _open(_app(), "preset:vgg16")
+    assert "design_undo" not in _buttons(at)  # nothing was lost: pick Small CNN again
+    at.number_input(key=_key(at, "classes")).set_value(5).run()
+    _open(at, "preset:lenet5")
+    assert "design_undo" in _buttons(at)
+    at.number_input(key=_key(at, "classes")).set_value(7).run()
+    # undoing now would throw LeNet's new edit away: the offer is gone, Revert is offered
+    assert "design_undo" not in _buttons(at)
+    assert "design_revert" in _buttons(at)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,7 @@ def _stored_run(store: RunStore, title: str, lr: float, status: str, message: st
             {"step": s, "name": "loss", "value": 1.0 / s},
             {"step": s, "name": "acc", "value": 0.2 * s},
             {"step": s, "name": "grad_norm", "value": 1.0},
+            {"step": s, "name": "grad_norm_clipped", "value": 1.0},  # recorded without clipping
             {"step": s, "name": "grad_norm_layer", "values": [0.001 * s, 1.0]})])
     store.set_status(rid, status, message, {"final_val_acc": 0.75, "best_val_acc": 0.8,
                                             "final_loss": 0.5, "steps_done": 3,
@@ -118,9 +120,18 @@ def test_runs_side_by_side_highlight_the_settings_that_differ() -> None:
     assert table.loc["final val. accuracy"].tolist() == ["75.0%", "75.0%"]
     assert table.loc["setting: lr"].tolist() == ["0.01", "5"]
     styled = next(d for d in at.dataframe if "parameters" in d.value.index)
-    assert "fff3bf" in str(styled.proto)  # the differing setting is highlighted
+    from ui.compare_view import HIGHLIGHT
+
+    # the differing setting is highlighted
+    assert HIGHLIGHT.split(":", 1)[1].strip() in str(styled.proto)
     # loss, accuracy, gradient norm, gradient flow, then the design charts
     assert len(at.get("plotly_chart")) == 8
+    # neither run clips: one gradient-norm line each, none named after clipping
+    norms = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                 if "Total gradient norm" in json.dumps(json.loads(c.proto.spec)["layout"]
+                                                        .get("title", "")))
+    names = [t["name"] for t in norms["data"]]
+    assert len(names) == 2 and not [n for n in names if "clipping" in n], names
     at.slider(key="cmp_flow_step").set_value(3).run()
     assert not at.exception
 
@@ -144,7 +155,7 @@ def test_experiment_suite_runs_through_the_runner_and_shows_results() -> None:
             ["queued", "running"]).any() and not rows["status"].str.startswith("waiting").any()
 
     # with more runs than the queue allows, the page tops the queue up as runs finish
-    wait_until(at, finished, what="the experiment")
+    wait_until(at, finished, timeout=600, what="the experiment")  # a limit, not a goal
     rows = _table(at, "exp_results").set_index("variant")
     assert rows.loc["lr 1, no clipping", "status"].startswith("diverged at step")
     assert rows.loc["lr 1, clip 1", "status"] == "finished"

@@ -13,7 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from ui.charts import _fig
+from ui.charts import _fig, fit_log_axes
 from ui.text import plot_text
 
 Entry = tuple[str, str, Any]  # (label, colour, data)
@@ -39,7 +39,7 @@ def stage_bars(entries: Sequence[Entry], field: str, title: str, y_title: str,
             x=names, y=[values.get(n) or None for n in names], name=label,
             marker_color=color, hovertemplate="%{x}<br>%{y:,}<extra>" + label + "</extra>"))
     fig.update_layout(barmode="group", hovermode="closest")
-    return fig
+    return fit_log_axes(fig)
 
 
 def _stage_order(name: str, first_seen: int) -> tuple[int, int]:
@@ -68,13 +68,18 @@ def layer_bars(entries: Sequence[Entry], field: str, title: str, y_title: str,
             textposition="none",
             hovertemplate="%{text}<br>%{y:,}<extra>" + label + "</extra>"))
     fig.update_layout(barmode="group", hovermode="closest", bargap=0.1)
-    return fig
+    return fit_log_axes(fig)
 
 
 def figures_html(figures: Sequence[go.Figure], title: str = "Comparison") -> str:
     """One standalone HTML page holding every figure; plotly.js is embedded once (works
-    offline, about 4 MB)."""
-    parts = [pio.to_html(f, full_html=False, include_plotlyjs=(i == 0))
+    offline, about 4 MB).
+
+    The page is white, so each figure is drawn with Plotly's light ``plotly_white`` template:
+    in the app the figures carry no colours of their own (Streamlit's theme supplies them).
+    """
+    parts = [pio.to_html(go.Figure(f).update_layout(template="plotly_white"), full_html=False,
+                         include_plotlyjs=(i == 0))
              for i, f in enumerate(figures)]
     body = "\n".join(f"<div style='margin-bottom:24px'>{p}</div>" for p in parts)
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"

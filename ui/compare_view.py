@@ -52,7 +52,9 @@ RUN_SERIES = ("loss", "acc", "val_loss", "val_acc", "grad_norm", "grad_norm_clip
               "grad_norm_layer")
 KEY_SETTINGS = ("dataset", "optimizer", "lr", "batch_size", "steps", "schedule", "clip_norm",
                 "seed")
-HIGHLIGHT = "background-color: #fff3bf"
+# translucent amber: a pale tint under the light theme's dark text, a dark one under the dark
+# theme's light text (an opaque pale yellow left light text unreadable)
+HIGHLIGHT = "background-color: rgba(255, 196, 0, 0.28)"
 
 
 # -- options and items ---------------------------------------------------------------------------
@@ -276,7 +278,8 @@ def _run_charts(runs: list[tuple[CompareItem, str]]) -> list[Any]:
         scalar_chart(chart_items, [("loss", "train"), ("val_loss", "validation")], "Loss",
                      "cross-entropy loss (log)", log_y=True, smooth=True),
         accuracy_chart(chart_items),
-        grad_norm_chart(chart_items),
+        grad_norm_chart(chart_items, [bool(item.run.settings.get("clip_norm"))
+                                      for item, _ in runs if item.run is not None]),
     ]
     for fig in figs:
         fig.update_layout(showlegend=False)
@@ -309,9 +312,9 @@ def _run_charts(runs: list[tuple[CompareItem, str]]) -> list[Any]:
             st.info("These runs recorded no per-layer gradients.")
     st.caption("Colours as in the table. Loss and accuracy: faint lines every batch, solid "
                "the moving average, dashed validation; total gradient norm: solid before "
-               "clipping, dashed after. Hover a line for its run. Gradient flow: each "
-               "layer's gradient norm, input side on the left; a line falling to the left "
-               "means vanishing gradients.")
+               "clipping, dashed after (only for runs that clip). Hover a line for its run. "
+               "Gradient flow: each layer's gradient norm, input side on the left; a line "
+               "falling to the left means vanishing gradients.")
     return figs
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from ui.charts import LOG_AXIS, PALETTE, _fig
+from ui.charts import PALETTE, _fig, fit_log_axes
 from ui.run_charts import gradient_flow_chart
 
 
@@ -49,7 +49,7 @@ def _std_lines(data: dict[str, Any], title: str) -> go.Figure:
                                  y=[_pos(v) for v in line["std"]], name=line["label"],
                                  mode="lines+markers", line={"color": _color(i)}))
     fig.update_layout(hovermode="x unified")
-    return fig
+    return fit_log_axes(fig)
 
 
 def init(data: dict[str, Any]) -> list[go.Figure]:
@@ -81,7 +81,7 @@ def clipping(data: dict[str, Any]) -> list[go.Figure]:
                                   name=label, mode="lines", line={"color": _color(i)}))
     gn.add_hline(y=data["clip"], line_dash="dash", line_color="grey",
                  annotation_text=f"clip at {data['clip']:g}")
-    return [gn, loss]
+    return [fit_log_axes(gn), fit_log_axes(loss)]
 
 
 def schedules(data: dict[str, Any]) -> list[go.Figure]:
@@ -96,9 +96,11 @@ def schedules(data: dict[str, Any]) -> list[go.Figure]:
 
 def optimizers(data: dict[str, Any]) -> list[go.Figure]:
     paths = _fig("Paths on the valley (x² + 10 y²) / 2", "x", "y")
+    # one mid grey for every contour line: a white-to-black scale loses half of its lines on
+    # either the light or the dark theme's background
     paths.add_trace(go.Contour(x=data["grid_x"], y=data["grid_y"], z=data["grid_z"],
-                               showscale=False, colorscale="Greys", opacity=0.35,
-                               contours={"coloring": "lines"}, hoverinfo="skip",
+                               showscale=False, line={"color": "rgba(128, 128, 128, 0.6)"},
+                               contours={"coloring": "none"}, hoverinfo="skip",
                                ncontours=18))
     loss = _fig("Loss per step", "step", "f(x, y) (log)", log_y=True)
     for i, p in enumerate(data["paths"]):
@@ -110,18 +112,17 @@ def optimizers(data: dict[str, Any]) -> list[go.Figure]:
     paths.update_layout(hovermode="closest", showlegend=False)
     paths.update_yaxes(scaleanchor="x", scaleratio=1, range=[-2, 2])
     paths.update_xaxes(range=[-4.5, 4.5])
-    return [paths, loss]
+    return [paths, fit_log_axes(loss)]
 
 
 def batch(data: dict[str, Any]) -> list[go.Figure]:
     fig = _fig("How noisy is a mini-batch gradient?", "batch size B (log)",
-               "||g_B - g|| / ||g|| (log)", log_y=True)
-    fig.update_xaxes(type="log", **LOG_AXIS)
+               "||g_B - g|| / ||g|| (log)", log_y=True, log_x=True)
     fig.add_trace(go.Scatter(x=data["sizes"], y=data["rel_error"], mode="lines+markers",
                              name="measured", line={"color": _color(0), "width": 3}))
     fig.add_trace(go.Scatter(x=data["sizes"], y=data["reference"], mode="lines",
                              name="1/√B", line={"color": "grey", "dash": "dash"}))
-    return [fig]
+    return [fit_log_axes(fig)]
 
 
 def shapes(data: dict[str, Any]) -> list[go.Figure]:
@@ -160,7 +161,7 @@ def costs(data: dict[str, Any]) -> list[go.Figure]:
                                 name=name, marker_color=_color(i),
                                 hovertemplate="%{x}<br>%{y:.2f} GiB"))
     memory.update_layout(barmode="stack", hovermode="closest")
-    return [totals, memory]
+    return [fit_log_axes(totals), memory]
 
 
 def draw(lesson_id: str, data: dict[str, Any]) -> list[go.Figure]:

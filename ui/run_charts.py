@@ -15,7 +15,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 
-from ui.charts import PALETTE, _fig
+from ui.charts import PALETTE, _fig, fit_log_axes, ink_axes
 from ui.text import plot_text
 
 MAX_POINTS = 1500
@@ -50,10 +50,12 @@ def ema(values: Sequence[float], alpha: float = 0.1) -> list[float | None]:
 
 
 def depth_colors(n: int) -> list[str]:
-    """One colour per layer, from early (dark purple) to late (yellow): Viridis."""
+    """One colour per layer, from early (purple) to late (yellow-green): Viridis from 0.15 to
+    0.85, leaving out its darkest and lightest ends, which vanish on a dark or a light
+    background."""
     if n <= 1:
         return [PALETTE[0]] * n
-    return sample_colorscale("Viridis", [i / (n - 1) for i in range(n)])
+    return sample_colorscale("Viridis", [0.15 + 0.7 * i / (n - 1) for i in range(n)])
 
 
 def scalar_chart(items: Sequence[tuple[str, str, Series]], names: Sequence[tuple[str, str]],
@@ -66,22 +68,28 @@ def scalar_chart(items: Sequence[tuple[str, str, Series]], names: Sequence[tuple
     its moving average on top.
     """
     fig = _fig(title, "step", y_title, log_y=log_y)
-    dashes = ["solid", "dash", "dot", "dashdot"]
     for run_label, color, metrics in items:
-        for j, (name, line_label) in enumerate(names):
-            series = metrics.get(name)
-            if not series or not series["steps"]:
-                continue
-            x, y = _thin(series["steps"], [_finite(v) for v in series["values"]])
-            label = plot_text(f"{run_label} {line_label}".strip())  # run titles are user text
-            if smooth and j == 0 and len(y) > 20:
-                fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label + " (per batch)",
-                                         line={"color": color, "width": 1}, opacity=0.3,
-                                         showlegend=False, hoverinfo="skip"))
-                y = ema(y)
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if len(x) < 40 else "lines",
-                                     name=label, line={"color": color, "dash": dashes[j % 4]}))
-    return fig
+        _add_lines(fig, run_label, color, metrics, names, smooth)
+    return fit_log_axes(fig)
+
+
+def _add_lines(fig: go.Figure, run_label: str, color: str, metrics: Series,
+               names: Sequence[tuple[str, str]], smooth: bool = False) -> None:
+    """One run's lines of :func:`scalar_chart`."""
+    dashes = ["solid", "dash", "dot", "dashdot"]
+    for j, (name, line_label) in enumerate(names):
+        series = metrics.get(name)
+        if not series or not series["steps"]:
+            continue
+        x, y = _thin(series["steps"], [_finite(v) for v in series["values"]])
+        label = plot_text(f"{run_label} {line_label}".strip())  # run titles are user text
+        if smooth and j == 0 and len(y) > 20:
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", name=label + " (per batch)",
+                                     line={"color": color, "width": 1}, opacity=0.3,
+                                     showlegend=False, hoverinfo="skip"))
+            y = ema(y)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if len(x) < 40 else "lines",
+                                 name=label, line={"color": color, "dash": dashes[j % 4]}))
 
 
 def loss_chart(items: Sequence[tuple[str, str, Series]]) -> go.Figure:
@@ -100,10 +108,17 @@ def lr_chart(items: Sequence[tuple[str, str, Series]]) -> go.Figure:
     return scalar_chart(items, [("lr", "")], "Learning rate", "learning rate")
 
 
-def grad_norm_chart(items: Sequence[tuple[str, str, Series]]) -> go.Figure:
-    return scalar_chart(items, [("grad_norm", "before clipping"),
-                                ("grad_norm_clipped", "after clipping")],
-                        "Total gradient norm", "L2 norm of all gradients (log)", log_y=True)
+def grad_norm_chart(items: Sequence[tuple[str, str, Series]],
+                    clipping: Sequence[bool]) -> go.Figure:
+    """Total gradient norm of each run; for a run that clips (``clipping[i]``, its
+    ``clip_norm`` set) also the norm after clipping, dashed. Without clipping the two series are
+    equal, so only one line is drawn and named."""
+    fig = _fig("Total gradient norm", "step", "L2 norm of all gradients (log)", log_y=True)
+    for (run_label, color, metrics), clips in zip(items, clipping, strict=True):
+        names = ([("grad_norm", "before clipping"), ("grad_norm_clipped", "after clipping")]
+                 if clips else [("grad_norm", "" if run_label else "gradient norm")])
+        _add_lines(fig, run_label, color, metrics, names)
+    return fit_log_axes(fig)
 
 
 def layer_lines_chart(metrics: Series, labels: Sequence[str], name: str = "grad_norm_layer",
@@ -124,7 +139,7 @@ def layer_lines_chart(metrics: Series, labels: Sequence[str], name: str = "grad_
                                  "<extra></extra>"))
     # colour encodes depth (first layer purple, last yellow); names are in the hover text
     fig.update_layout(hovermode="closest", showlegend=False)
-    return fig
+    return fit_log_axes(fig)
 
 
 def _positive(v: Any) -> float | None:
@@ -174,7 +189,7 @@ def gradient_flow_chart(items: Sequence[tuple[str, str, Sequence[str], Sequence[
             mode="lines+markers", name=label, line={"color": color}, text=list(layer_labels),
             hovertemplate="%{text}<br>%{y:.3g}<extra>" + label + "</extra>"))
     fig.update_layout(hovermode="closest")
-    return fig
+    return fit_log_axes(fig)
 
 
 def activation_stats_chart(metrics: Series, labels: Sequence[str]) -> go.Figure:
@@ -203,6 +218,7 @@ def activation_stats_chart(metrics: Series, labels: Sequence[str]) -> go.Figure:
                                  hovertemplate="%{text}<br>std %{y:.3g}<extra></extra>"))
         fig.update_layout(yaxis2={"title": "standard deviation", "overlaying": "y",
                                   "side": "right", "showgrid": False, "rangemode": "tozero"})
+        ink_axes(fig)
     fig.update_yaxes(range=[0, 1], selector={"overlaying": None})
     fig.update_layout(yaxis={"range": [0, 1]}, hovermode="closest")
     if latest is not None:

@@ -6,6 +6,8 @@ another device opening the same URL sees the same saved designs and runs. No pas
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from playground.errors import PlaygroundError
@@ -26,6 +28,8 @@ KEYS = {
     "zoo": None,  # {"name": ..., "input": (c, h, w), "num_classes": n} when a zoo model is open
     "gen": 0,  # bumped when the spec is replaced wholesale, to reset widget keys
     "last_good": None,  # last spec that analysed cleanly (set by the Build page)
+    "origin": None,  # the design (spec or zoo dict) as it was opened: edits differ from it
+    "undo": None,  # a snapshot() of the edited design a pick replaced, while Undo is offered
     "flash": [],  # messages to show once: (kind, plain text), escaped when shown
     "open_stages": set(),  # indices of stage editors the user has expanded
     "run_cache": {},  # run id -> {"cursor", "series", "labels"}: metrics read so far
@@ -76,15 +80,43 @@ def init_state() -> None:
     st.session_state.last_good = get_preset(DEFAULT_PRESET)
     if st.session_state.spec is None:
         st.session_state.spec = st.session_state.last_good
+    st.session_state.origin = st.session_state.spec
 
 
 def set_spec(spec: NetworkSpec, source: str | None = None) -> None:
-    """Replace the design wholesale (preset, upload, reorder): widgets are re-created."""
+    """Replace the design wholesale: widgets are re-created. With ``source`` (a preset, a saved
+    design, an upload) the design is newly opened and becomes the one edits are measured
+    against; without it (a stage reordered or added) it is an edit of the open design."""
     st.session_state.spec = spec
     st.session_state.zoo = None
     st.session_state.open_stages = set()
     if source is not None:
         st.session_state.source = source
+        st.session_state.origin = spec
+    st.session_state.gen += 1
+
+
+def is_edited() -> bool:
+    """True when the open design (or zoo model's input and classes) differs from how it was
+    opened. Changing a value and changing it back is no edit."""
+    zoo = st.session_state.zoo
+    current = zoo if zoo is not None else st.session_state.spec
+    return current != st.session_state.origin
+
+
+SNAPSHOT_KEYS = ("spec", "zoo", "source", "origin", "last_good")
+
+
+def snapshot() -> dict[str, Any]:
+    """What :func:`restore` needs to bring the open design back exactly, edits included."""
+    return {k: st.session_state[k] for k in SNAPSHOT_KEYS}
+
+
+def restore(saved: dict[str, Any]) -> None:
+    """Bring back a :func:`snapshot`; editor widgets are re-created with its values."""
+    for k in SNAPSHOT_KEYS:
+        st.session_state[k] = saved[k]
+    st.session_state.open_stages = set()
     st.session_state.gen += 1
 
 

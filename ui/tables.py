@@ -1,4 +1,10 @@
-"""The per-layer table: one row per layer, selectable, formatted for a projector."""
+"""The per-layer table: one row per layer, selectable, formatted for a projector.
+
+The columns a learner reads first (layer, output shape, parameters, MACs, receptive field) are
+shown by default, with pixel widths that fit the Build page's table at a 1280 px wide window
+with the sidebar open (about 490 px); "More columns" adds the layer type, effective stride,
+activation memory, place in the design and position after them, to scroll to sideways.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,17 @@ from typing import Any
 
 import streamlit as st
 
-from playground.format import fmt_bytes, fmt_shape
+from playground.format import fmt_bytes
+
+# Column -> width in px. Glide's row-selection column takes about 35 px more; a table wider
+# than the sum shares the spare room out among the columns.
+MAIN_COLUMNS = {"layer": 128, "output": 84, "params": 82, "MACs": 92, "RF (px)": 52}
+MORE_COLUMNS = ("type", "stride (px)", "activations", "where", "#")
+
+
+def compact_shape(shape: tuple[int, ...] | None) -> str:
+    """``128×112×112``: a shape without the spaces of ``fmt_shape``, so it fits its column."""
+    return "×".join(str(s) for s in shape) if shape else "n/a"
 
 
 def layer_rows(analysis: Any, labels: dict[str, Any]) -> list[dict[str, Any]]:
@@ -19,7 +35,7 @@ def layer_rows(analysis: Any, labels: dict[str, Any]) -> list[dict[str, Any]]:
             "layer": r.name,
             "where": entry.where if entry else "",
             "type": r.type,
-            "output": fmt_shape(r.out_shape),
+            "output": compact_shape(r.out_shape),
             "params": r.num_params,
             "MACs": r.macs,
             "RF (px)": max(r.rf) if r.rf else None,
@@ -32,6 +48,12 @@ def layer_rows(analysis: Any, labels: dict[str, Any]) -> list[dict[str, Any]]:
 def layer_table(analysis: Any, labels: dict[str, Any]) -> Any | None:
     """Draw the table; return the selected row of ``analysis.rows`` (or None)."""
     rows = layer_rows(analysis, labels)
+    more = st.toggle("More columns", key="layer_more",
+                     help="Also show each layer's position, its place in the design, its type, "
+                     "its effective stride and the memory its output takes.")
+    # The extra columns come after the main ones, which keep their widths: still in view.
+    order = [*MAIN_COLUMNS, *(MORE_COLUMNS if more else ())]
+    width = MAIN_COLUMNS
     event = st.dataframe(
         rows,
         hide_index=True,
@@ -40,14 +62,25 @@ def layer_table(analysis: Any, labels: dict[str, Any]) -> Any | None:
         on_select="rerun",
         selection_mode="single-row",
         key="layer_table",
+        column_order=order,
         column_config={
-            "params": st.column_config.NumberColumn("params", format="localized"),
+            "layer": st.column_config.TextColumn(
+                "layer", width=width.get("layer"),
+                help="The layer's name in the model (select a row for its formula)"),
+            "output": st.column_config.TextColumn(
+                "output", width=width.get("output"), help="Output shape (C x H x W)"),
+            "params": st.column_config.NumberColumn("params", format="localized",
+                                                    width=width.get("params")),
             "MACs": st.column_config.NumberColumn("MACs", format="localized",
+                                                  width=width.get("MACs"),
                                                   help="fvcore: one multiply-add = one FLOP"),
-            "RF (px)": st.column_config.NumberColumn("RF (px)", help="receptive field"),
+            "RF (px)": st.column_config.NumberColumn("RF (px)", width=width.get("RF (px)"),
+                                                     help="receptive field"),
             "stride (px)": st.column_config.NumberColumn(
                 "stride (px)", help="effective stride: input pixels between neighbouring units"),
             "where": st.column_config.TextColumn("where", width="medium"),
+            "activations": st.column_config.TextColumn(
+                "activations", help="memory the layer's output takes (float32)"),
         },
     )
     selected = event.selection.rows if event is not None else []

@@ -4,16 +4,26 @@ A fragment re-reads the store about once a second while the run is queued or run
 (``st.fragment(run_every=...)``) and stops polling when it ends. New records are fetched with
 the store's row cursor and appended to a per-session cache, so each poll reads only what is
 new; a reload or a second tab rebuilds everything from the store.
+
+Each poll reads the metrics first and the status second, and once more the metrics if the run
+has ended: a worker stores its last records before its final status, so the pass that first
+sees the end also draws the final numbers, with "Stop training" turned into a disabled
+"Ended" button of the same key (see ``_header``). The header's elements vary with the status
+(a message, a caption), so they sit in a container of their own: the charts below keep their
+place in the page and are updated in place, never redrawn from scratch. Only the run's owner
+gets "Stop training"; anyone else sees the run read-only.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import streamlit as st
 
 from playground.errors import PlaygroundError
 from playground.format import fmt_duration, fmt_int, fmt_wall
+from playground.run_groups import same_owner
 from playground.runs import ACTIVE_STATUSES, Run
 from ui.charts import PALETTE
 from ui.jobs import get_runner, get_store
@@ -66,18 +76,30 @@ def _progress(run: Run, series: dict[str, Any]) -> tuple[int, int, float | None]
     return done, total, eta
 
 
-def _header(run: Run, series: dict[str, Any]) -> None:
+def _header(run: Run, series: dict[str, Any], user: str) -> None:
     icon = STATUS_ICON.get(run.status, "")
     done, total, eta = _progress(run, series)
-    left, right = st.columns([5, 1], vertical_alignment="center")
+    left, right = st.columns([4, 1], vertical_alignment="center")
     left.markdown(f"#### {icon} Run {run.id}: {md_escape(run.title)}")
-    if run.status in ACTIVE_STATUSES and right.button("Stop", icon=":material/stop:",
-                                                      key=f"stop_{run.id}"):
-        try:
-            get_runner().cancel(run.id)
-            st.toast(f"Stopping run {run.id}...")
-        except PlaygroundError as err:
-            st.error(md_escape(err))
+    mine = bool(user) and same_owner(run.owner, user)
+    # The owner's slot always holds a button with the same key: the browser shows a widget that
+    # a pass no longer draws until that pass ends (another element in its place does not
+    # replace it), so the pass that sees the end turns the button into a disabled "Ended"
+    # instead, in place, in the same update as the final numbers.
+    with right:
+        if not mine:
+            st.caption(f"{md_escape(run.owner)}'s run: read-only")
+        elif run.status not in ACTIVE_STATUSES:
+            ended = time.localtime(run.finished_at or run.created_at)
+            st.button("Ended", key=f"stop_{run.id}", disabled=True, type="tertiary",
+                      icon=":material/check:",
+                      help=f"The run ended on {time.strftime('%d %b %Y at %H:%M', ended)}.")
+        elif st.button("Stop training", icon=":material/stop:", key=f"stop_{run.id}"):
+            try:
+                get_runner().cancel(run.id)
+                st.toast(f"Stopping run {run.id}...")
+            except PlaygroundError as err:
+                st.error(md_escape(err))
     text = f"{run.status.replace('_', ' ')}: step {fmt_int(done)} of {fmt_int(total)}"
     if eta is not None:
         text += f", about {fmt_duration(eta)} left"
@@ -124,7 +146,7 @@ def _summary(series: dict[str, Any]) -> None:
     c4.metric("Gradient norm", "n/a" if gn is None else f"{gn:.3g}")
 
 
-def _charts(cache: dict[str, Any]) -> None:
+def _charts(cache: dict[str, Any], clipping: bool) -> None:
     series = cache["series"]
     labels = cache["labels"] or []
     act_labels = cache["act_labels"] or []
@@ -140,7 +162,7 @@ def _charts(cache: dict[str, Any]) -> None:
     if tabs[1].open:
         with tabs[1]:
             c1, c2 = st.columns(2)
-            c1.plotly_chart(grad_norm_chart(item), width="stretch", key="ch_gn")
+            c1.plotly_chart(grad_norm_chart(item, [clipping]), width="stretch", key="ch_gn")
             c2.plotly_chart(layer_lines_chart(series, labels), width="stretch", key="ch_gl")
             st.plotly_chart(layer_heatmap(series, labels), width="stretch", key="ch_hm")
             st.caption("Per-layer lines: purple = first layers, yellow = last (hover for "
@@ -164,8 +186,9 @@ def _charts(cache: dict[str, Any]) -> None:
             st.plotly_chart(lr_chart(item), width="stretch", key="ch_lr")
 
 
-def run_view(run_id: int) -> None:
-    """Draw one run; polls once a second while it is active."""
+def run_view(run_id: int, user: str) -> None:
+    """Draw one run; polls once a second while it is active. ``user`` may stop it if it is
+    theirs."""
     try:
         run = get_store().get_run(run_id)
     except PlaygroundError as err:
@@ -175,15 +198,20 @@ def run_view(run_id: int) -> None:
 
     @st.fragment(run_every=1.0 if active else None)
     def live() -> None:
-        current = get_store().get_run(run_id)
+        store = get_store()
         cache = _metrics(run_id)
-        _header(current, cache["series"])
+        current = store.get_run(run_id)  # after the metrics: see the module docstring
+        ended = current.status not in ACTIVE_STATUSES
+        if active and ended:
+            cache = _metrics(run_id)  # the records stored just before the final status
+        with st.container():
+            _header(current, cache["series"], user)
         _summary(cache["series"])
-        _charts(cache)
+        _charts(cache, bool(current.settings.get("clip_norm")))
         notes = current.summary.get("notes") or []
         for note in notes:
             st.caption(f"Note: {md_escape(note)}")
-        if active and current.status not in ACTIVE_STATUSES:
-            st.rerun()  # the run ended: redraw the page once, without the timer
+        if active and ended:
+            st.rerun()  # the run ended: redraw the page once (run list labels), without the timer
 
     live()

@@ -44,15 +44,16 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _serve(home: Path) -> Iterator[str]:
-    """Start the app exactly as the README does, on a free loopback port; stop it by PID."""
+def _serve(home: Path, *extra_args: str) -> Iterator[str]:
+    """Start the app exactly as the README does, on a free loopback port; stop it by PID.
+    ``extra_args`` are further ``streamlit run`` options (``--theme.base``, ``dark``)."""
     port = _free_port()
     env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     log = open(home / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-         "--server.address", "127.0.0.1", "--server.port", str(port)],
+         "--server.address", "127.0.0.1", "--server.port", str(port), *extra_args],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"

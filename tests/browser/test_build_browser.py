@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from playground.presets import get_preset
 from playground.share import encode_spec
-from tests.browser.conftest import ARTIFACTS, ROOT, choose, wait_for_app
+from tests.browser.conftest import ARTIFACTS, ROOT, pick_option, wait_for_app
 
 pytestmark = pytest.mark.browser
 
@@ -20,12 +22,34 @@ def _metric(pg, label: str) -> str:
     return box.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
-def _open_preset(pg, group: str, item_label: str) -> None:
-    choose(pg, "Start from", group)
-    choose(pg, "Design", item_label)
-    pg.get_by_role("button", name="Open", exact=True).and_(
-        pg.get_by_test_id("stBaseButton-primary")).click()
+def _pick(pg, typed: str, label: str) -> None:
+    """One pick in the Design box, found by typing part of its name (the box searches)."""
+    def open_and_type() -> None:
+        pg.get_by_label("Design", exact=True).first.click()
+        pg.keyboard.type(typed)
+
+    pick_option(pg, open_and_type, label)
     wait_for_app(pg)
+
+
+def _wait_metric(pg, value: str) -> None:
+    pg.wait_for_function(
+        "(v) => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
+        ".some(e => e.innerText.includes(v))", arg=value)
+
+
+# Measured in the page: the layer table's box, the columns glide-data-grid lays out in view
+# (its accessibility table lists only those) and its scroll area's extent.
+_TABLE_FIT = """() => {
+  const table = document.querySelector('[data-testid=stDataFrame]');
+  const scroller = table && table.querySelector('.dvn-scroller');
+  if (!scroller) return null;
+  const box = table.getBoundingClientRect();
+  return {headers: [...table.querySelectorAll('th[role=columnheader]')].map(e => e.textContent),
+          scrollWidth: scroller.scrollWidth, clientWidth: scroller.clientWidth,
+          left: box.left, right: box.right, width: box.width, viewport: window.innerWidth};
+}"""
+LEARNER_COLUMNS = ["layer", "output", "params", "MACs", "RF (px)"]
 
 
 def test_build_page_from_clean_state(page, app_url: str) -> None:
@@ -44,11 +68,8 @@ def test_build_page_from_clean_state(page, app_url: str) -> None:
 def test_preset_share_url_and_screenshot(page, app_url: str) -> None:
     page.goto(app_url)
     wait_for_app(page, "Build a network")
-    _open_preset(page, "Classic networks", "VGG-16")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
-        ".some(e => e.innerText.includes('138,357,544'))"
-    )
+    _pick(page, "VGG-16", "Classic · VGG-16")
+    _wait_metric(page, "138,357,544")
     assert _metric(page, "MACs") == "15.47 G"
     ARTIFACTS.mkdir(exist_ok=True)
     page.get_by_role("tab", name="Charts").click()
@@ -85,3 +106,76 @@ def test_download_is_analysable_by_the_cli(page, app_url: str, tmp_path: Path) -
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "66,410" in out.stdout
+
+
+def _settled_fit(pg, condition: str) -> dict:
+    """The table's measurements once the JS ``condition`` over them (``f``) holds, or as they
+    stand after 30 s: the grid lays itself out again a moment after each rerun or resize."""
+    current = "Math.abs(f.width - f.clientWidth) <= 4"  # the grid has followed its box
+    with contextlib.suppress(PlaywrightTimeout):
+        pg.wait_for_function(f"() => {{ const f = ({_TABLE_FIT})(); "
+                             f"return f && {current} && ({condition}); }}", timeout=30_000)
+    fit = pg.evaluate(_TABLE_FIT)
+    assert fit is not None, "the layer table (glide-data-grid) was not found"
+    assert abs(fit["width"] - fit["clientWidth"]) <= 4, fit
+    return fit
+
+
+def test_layer_table_shows_the_learner_columns_without_scrolling(page, app_url: str) -> None:
+    """At 1280x800 with the sidebar open, the table's default columns all fit: no sideways
+    scroll, and glide lays out every one of them in view. More columns scroll; 1600 px fits."""
+    fits = "f.scrollWidth <= f.clientWidth && f.headers.join() === " + repr(",".join(
+        LEARNER_COLUMNS))
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(app_url)
+    wait_for_app(page, "Build a network")
+    _pick(page, "VGG-16", "Classic · VGG-16")  # long layer names, 10-digit MACs
+    _wait_metric(page, "138,357,544")
+    page.get_by_role("tab", name="Layers").click()
+    page.locator('[data-testid="stDataFrame"]').first.scroll_into_view_if_needed()
+    fit = _settled_fit(page, fits)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "build-table-1280.png"))
+    assert fit["headers"] == LEARNER_COLUMNS, fit
+    assert fit["scrollWidth"] <= fit["clientWidth"], fit  # nothing to scroll sideways to
+    assert fit["left"] >= 0 and fit["right"] <= fit["viewport"] == 1280, fit
+
+    # the measurement sees overflow: the optional columns need a sideways scroll...
+    page.get_by_text("More columns", exact=True).click()
+    more = _settled_fit(page, "f.scrollWidth > f.clientWidth && f.headers.includes('type')")
+    assert more["scrollWidth"] > more["clientWidth"], more
+    assert more["headers"][:5] == LEARNER_COLUMNS, more  # ...and the learner's stay in view
+    assert "where" not in more["headers"], more  # laid out beyond the right edge
+    wait_for_app(page)
+    page.get_by_text("More columns", exact=True).click()
+    wait_for_app(page)
+    assert _settled_fit(page, fits)["headers"] == LEARNER_COLUMNS
+
+    page.set_viewport_size({"width": 1600, "height": 800})
+    wide = _settled_fit(page, f"f.viewport === 1600 && {fits}")
+    assert wide["viewport"] == 1600 and wide["clientWidth"] > fit["clientWidth"], wide
+    assert wide["headers"] == LEARNER_COLUMNS, wide
+    assert wide["scrollWidth"] <= wide["clientWidth"], wide
+
+
+def test_edit_then_pick_then_undo_in_the_browser(page, app_url: str) -> None:
+    """The edited marker shows in the box itself; Undo brings the edited design back."""
+    page.goto(app_url)
+    wait_for_app(page, "Build a network")
+    classes = page.get_by_label("Classes", exact=True).first
+    classes.fill("5")
+    classes.press("Enter")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('input[role=combobox]')]"
+        ".some(e => e.getAttribute('aria-label') === 'Design' && e.value.endsWith('edited'))")
+    edited = _metric(page, "Parameters")
+    assert edited != "66,410"
+    _pick(page, "VGG-16", "Classic · VGG-16")
+    _wait_metric(page, "138,357,544")
+    page.get_by_role("button", name="Undo").click()
+    _wait_metric(page, edited)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('input[role=combobox]')]"
+        ".some(e => e.getAttribute('aria-label') === 'Design' && e.value.endsWith('edited'))")
+    wait_for_app(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
