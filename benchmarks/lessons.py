@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import best_of
 
 from playground.analysis import analyse_module
 from playground.build import build_model
@@ -24,28 +26,19 @@ from playground.presets import get_preset
 GOAL_S = 1.0
 
 
-def _best(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     spec = get_preset("resnet50")
-    base = _best(lambda: analyse_module(build_model(spec, device="meta"), spec.input.shape),
+    base = best_of(lambda: analyse_module(build_model(spec, device="meta"), spec.input.shape),
                  args.repeats)
     print(f"baseline: one ResNet-50 analysis {base * 1e3:.1f} ms; goal per figure {GOAL_S:.1f} s\n")
     print("| lesson | figure | x ResNet-50 | within goal |")
     print("|---|---|---|---|")
     for lesson_id in LESSONS:
         lesson_figure(lesson_id)  # warm: imports, cached analyses
-        t = _best(lambda i=lesson_id: lesson_figure(i), args.repeats)
+        t = best_of(lambda i=lesson_id: lesson_figure(i), args.repeats)
         print(f"| {lesson_id} | {t * 1e3:,.0f} ms | {t / base:.1f}x | "
               f"{'yes' if t < GOAL_S else 'NO'} |")
 

@@ -11,14 +11,15 @@ Usage: ``python benchmarks/limits.py [--repeats 3]``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _timing import best_of
 
 from playground.analysis import analyse_module
 from playground.build import build_model, check
@@ -58,30 +59,20 @@ def _analyse(spec: NetworkSpec) -> None:
     analyse_module(build_model(spec, device="meta"), spec.input.shape)
 
 
-def _best(fn: Callable[[], Any], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        with contextlib.suppress(PlaygroundError):
-            fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    base = _best(lambda: _analyse(get_preset("resnet50")), args.repeats)
+    base = best_of(lambda: _analyse(get_preset("resnet50")), args.repeats)
     print(f"baseline: ResNet-50 at 224x224, validate + build + analyse: {base * 1e3:.1f} ms\n")
     print("| case | inside bounds | time | x ResNet-50 |")
     print("|---|---|---|---|")
     for label, data in INSIDE.items():
         spec = spec_from_dict(data)
-        t = _best(lambda s=spec: _analyse(s), args.repeats)
+        t = best_of(lambda s=spec: _analyse(s), args.repeats)
         print(f"| {label} | yes | {t * 1e3:,.0f} ms | {t / base:.1f}x |")
     for label, fn in REFUSED.items():
-        t = _best(fn, args.repeats)
+        t = best_of(fn, args.repeats, PlaygroundError)
         print(f"| {label} | refused | {t * 1e3:,.1f} ms | {t / base:.2f}x |")
 
 
