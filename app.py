@@ -1,15 +1,19 @@
 """Architecture Playground: `streamlit run app.py`.
 
-The router: shared page config, the sidebar identity field, and st.navigation over the thin
-page scripts in pages/. All maths lives in playground/; shared widgets and charts in ui/.
+The router: shared page config, the sidebar identity field, st.navigation over the thin page
+scripts in pages/, and the start of the training workers on the server's first page view. All
+maths lives in playground/; shared widgets and charts in ui/.
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import streamlit as st
 
+from playground.errors import PlaygroundError
+from ui.jobs import get_runner
 from ui.routing import stop_page_emulation
 from ui.state import init_state, sidebar_identity
 
@@ -44,3 +48,11 @@ PAGES = [
 page = st.navigation(PAGES)
 sidebar_identity()
 page.run()
+
+# The training workers start with the server (on its first page view), not on the first Start:
+# they take seconds to import torch and prepare the presets' data sets, and do it while the
+# user looks around. Creating the runner only spawns the processes (milliseconds), after the
+# page is drawn. An AppTest run is no server: its tests start a runner when they need one.
+if not st.get_option("global.appTest"):
+    with contextlib.suppress(PlaygroundError, OSError):  # the Train page reports it on use
+        get_runner()

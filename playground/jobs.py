@@ -15,7 +15,10 @@ one run at a time to each idle worker:
 - workers are started with the ``spawn`` method (``fork`` after importing torch is unsafe, see
   https://pytorch.org/docs/stable/notes/multiprocessing.html) when the runner is created, and
   import torch and the playground before they report ready, so a submitted run starts in well
-  under a second;
+  under a second; while idle they then prepare the presets' data sets and run one small step
+  (:mod:`playground.warmup`), so that even the first run after a server start shows its first
+  point within seconds (the app creates its runner on its first page view, not on the first
+  Start);
 - one worker per GPU when CUDA is used (each pinned to its device), ``PLAYGROUND_WORKERS`` on
   CPU (each with an equal share of the CPU threads);
 - a monitor thread watches every worker's pipe and process sentinel: a worker that dies
@@ -180,7 +183,9 @@ class _MetricWriter:
     """Buffers emitted records and appends them to the store about 4x a second.
 
     Each flush is one transaction holding whole ``emit`` batches; the final flush runs in a
-    ``finally`` so a failing run keeps everything it recorded.
+    ``finally`` so a failing run keeps everything it recorded. The first batch (the labels of
+    step 0) and the first batch holding a training loss (the trainer flushes after step 1) are
+    written at once, so a live chart shows its first point as soon as there is one.
     """
 
     def __init__(self, store: RunStore, run_id: int):
@@ -189,10 +194,14 @@ class _MetricWriter:
         self.buffer: list[dict[str, Any]] = []
         self.last_flush = float("-inf")  # the first batch is written at once
         self.written = 0
+        self.live = False  # whether a loss record was written yet
 
     def emit(self, records: list[dict[str, Any]]) -> None:
         self.buffer.extend(records)
         if len(self.buffer) >= FLUSH_MAX_RECORDS:
+            self.flush()
+        elif not self.live and any(r.get("name") == "loss" for r in records):
+            self.live = True
             self.flush()
         else:
             self.flush_if_due()
@@ -213,7 +222,13 @@ class _MetricWriter:
 class _StopCheck:
     """``should_stop`` for the trainer: the stop flag (read at most every 0.25 s), the wall
     clock or :func:`request_shutdown`; ``reason`` (``request``, ``wall``, ``shutdown``) says
-    which fired. Also flushes the metric writer when it is due."""
+    which fired. Also flushes the metric writer when it is due.
+
+    The trainer calls it before every step. The wall clock counts from this object's creation
+    but is checked only from the second call on: every run makes its first step (and so has a
+    point to show) however long its setup took; a first step that never ends is caught by the
+    runner's :data:`WALL_GRACE_S`.
+    """
 
     def __init__(self, store: RunStore, run_id: int, max_wall_s: float,
                  writer: _MetricWriter | None = None):
@@ -225,6 +240,7 @@ class _StopCheck:
         self.last_poll = float("-inf")
         self.flag = False
         self.reason = ""
+        self.first = True  # before the first step: the wall clock is not checked yet
 
     def __call__(self) -> bool:
         if self.writer is not None:
@@ -233,7 +249,9 @@ class _StopCheck:
             self.reason = self.reason or "shutdown"
             return True
         now = time.monotonic()
-        if now - self.t0 > self.max_wall_s:
+        if self.first:
+            self.first = False
+        elif now - self.t0 > self.max_wall_s:
             self.reason = self.reason or "wall"
             return True
         if not self.flag and now - self.last_poll >= STOP_POLL_S:
@@ -444,8 +462,14 @@ def _watch_parent(state: _WorkerState) -> None:
 
 def _worker_main(conn: mp_connection.Connection, store_path: str, job_fn: JobFn,
                  device: str | None, threads: int, parent_pid: int | None = None) -> None:
-    """A worker process: watch the parent, warm up, say ready, then run one job per run id
-    received until told to stop or the server goes away."""
+    """A worker process: watch the parent, import what a training needs, say ``ready``, then
+    run one job per run id received until told to stop or the server goes away.
+
+    While no run id is waiting, a worker running :func:`execute_run` prepares what the first
+    runs need (:mod:`playground.warmup`: the presets' data sets, one small training step) and
+    says ``warm`` when that is done; a run that arrives meanwhile starts after the task in
+    progress, and the rest of the warm-up waits until the worker is idle again.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the runner, which stops us
     state = _WorkerState(store_path, os.getppid() if parent_pid is None else parent_pid)
     _watch_parent(state)
@@ -460,7 +484,16 @@ def _worker_main(conn: mp_connection.Connection, store_path: str, job_fn: JobFn,
     with contextlib.suppress(ImportError):
         import playground.train  # noqa: F401
     conn.send(("ready", os.getpid(), round(time.monotonic() - t0, 3)))
+    from playground.warmup import run_while_idle, warm_up_tasks
+
+    # injected job functions (tests) need no warm-up
+    warm = warm_up_tasks(device) if job_fn is execute_run else iter(())
+    warming = True
     while not _SHUTDOWN.event.is_set():
+        if warming and run_while_idle(warm, conn.poll):
+            warming = False
+            with contextlib.suppress(OSError):
+                conn.send(("warm", os.getpid(), round(time.monotonic() - t0, 3)))
         try:
             run_id = conn.recv()
         except (EOFError, OSError):  # the runner is gone
@@ -532,6 +565,7 @@ class _Worker:
     conn: mp_connection.Connection
     device: str | None
     ready: bool = False
+    warm: bool = False  # its warm-up is done (see _worker_main)
     run_id: int | None = None
     started: float = 0.0  # monotonic time the current run was handed over
     stop_asked: float | None = None  # monotonic time its run was cancelled
@@ -647,6 +681,7 @@ class LocalRunner:
                 "workers": len(self._workers),
                 "alive": sum(1 for w in self._workers if w.process.is_alive()),
                 "ready": sum(1 for w in self._workers if w.ready),
+                "warm": sum(1 for w in self._workers if w.warm),
                 "devices": [w.device or "cpu" for w in self._workers],
                 "pids": [w.process.pid for w in self._workers],
                 "queue": list(self._pending),
@@ -656,14 +691,15 @@ class LocalRunner:
                 "problem": self._broken,
             }
 
-    def wait_ready(self, timeout: float = 60.0) -> bool:
-        """Block until every worker has warmed up (tests and benchmarks use this)."""
+    def wait_ready(self, timeout: float = 60.0, warm: bool = False) -> bool:
+        """Block until every worker is ready to take a run or, with ``warm``, has also done
+        its warm-up (tests and benchmarks use this)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
                 if self._broken or self._closed:
                     return False
-                if all(w.ready for w in self._workers):
+                if all(w.warm if warm else w.ready for w in self._workers):
                     return True
             time.sleep(0.05)
         return False
@@ -784,6 +820,8 @@ class LocalRunner:
                 if msg[0] == "ready":
                     w.ready = True
                     self._start_failures = 0
+                elif msg[0] == "warm":
+                    w.warm = True
                 elif msg[0] == "done" and w.run_id == msg[1]:
                     w.run_id, w.stop_asked = None, None
         except (EOFError, OSError):

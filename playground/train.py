@@ -25,26 +25,30 @@ Conventions
   outputs with ``|y| > 0.97`` (slope below ~6% of its maximum); 0 for other activations.
 - Every value in a record is a finite float: a value that is inf/NaN is never emitted.
 
-Records leave in batches: ``emit`` is called at each flush (every ``flush_every`` steps, but at
-most about four times a second, always at evaluations and at the end) with the records since
-the last one; a batch is grouped by series, not sorted by step.
+Records leave in batches: ``emit`` is called at each flush (after step 1, so that a live view
+has a first point at once; then every ``flush_every`` steps, but at most about four times a
+second, always at evaluations and at the end) with the records since the last one; a batch is
+grouped by series, not sorted by step.
 
 Cost: per-step values stay on the device until a flush (no host sync per step on a GPU, except
 the inf check of fp16's GradScaler, which PyTorch does on the host). The gradients and the layer
 weights are copied into one padded buffer, so all the norms of a step take four calls whatever
-the depth (:class:`_StepNorms`); the accuracy is computed at the flush from the kept logits.
-Activation hooks are attached only for the forward passes that record statistics. The
+the depth; the accuracy is computed at the flush from the kept logits. Activation hooks are
+attached only for the forward passes that record statistics (all of it in
+:mod:`playground.instrument`). Step 1's loss and accuracy are sent right after its forward pass
+(one host sync), so a live chart has a point before a big network's first step is done. The
 divergence rules (:mod:`playground.divergence`: inf/NaN, and a loss that stays far above its
 starting value) run at each flush, on the host copy; the inf/NaN check names the first bad step
 exactly.
 ``benchmarks/train.py`` compares ``train()`` with a bare loop.
 
 Statuses (:data:`STATUSES`): ``finished``, ``early_stopped`` (validation loss stopped improving),
-``stopped`` (``should_stop()`` or the wall-clock limit), ``diverged`` (inf/NaN loss or gradient,
-or a loss stuck far above its starting value; ``summary["diverged_rule"]`` names the rule) and
-``failed`` (out of memory or another error inside the loop). Problems found before the
-first step (a spec that cannot be built, an unknown name, data that does not fit the network)
-raise a :class:`~playground.errors.PlaygroundError` instead.
+``stopped`` (``should_stop()``, or the wall-clock limit ``PLAYGROUND_MAX_WALL_S``, which is
+checked from the second step on: every run makes at least one step), ``diverged`` (inf/NaN loss
+or gradient, or a loss stuck far above its starting value; ``summary["diverged_rule"]`` names
+the rule) and ``failed`` (out of memory or another error inside the loop). Problems found
+before the first step (a spec that cannot be built, an unknown name, data that does not fit the
+network) raise a :class:`~playground.errors.PlaygroundError` instead.
 """
 
 from __future__ import annotations
@@ -74,6 +78,7 @@ from playground.build import build_model
 from playground.data import DATASETS, DataSplit, augment, get_dataset_info, load_dataset
 from playground.divergence import LossGrowth, non_finite_message
 from playground.errors import ConfigError, UnknownNameError
+from playground.instrument import ActivationStats, Emit, Recorder, StepNorms
 from playground.optim import (
     OPTIMIZERS,
     SCHEDULES,
@@ -93,6 +98,7 @@ __all__ = [
     "activation_labels",
     "gradient_profile",
     "layer_labels",
+    "prefetch_data",
     "resolve_device",
     "settings_from_dict",
     "settings_from_json",
@@ -108,14 +114,10 @@ STATUSES: dict[str, str] = {
                 "starting value",
     "failed": "out of memory, or another error inside the training loop",
 }
-Record = dict[str, Any]
-Emit = Callable[[list[Record]], None]
 
-_SATURATION = 0.97  # |tanh| above, or sigmoid outside [0.03, 0.97]: slope under ~6-12% of max
 _EVAL_BATCH = 512
 _FLUSH_MIN_S = 0.25  # at most ~4 flushes a second...
 _FLUSH_MAX_STEPS = 256  # ...unless this many steps wait on the device (the table's rows)
-_SERIAL_NUMEL = 1 << 22  # instrumentation buffers up to this size use one CPU thread
 
 
 # -- the record contract -----------------------------------------------------------------------
@@ -219,7 +221,8 @@ class TrainSettings(BaseModel):
     )
     stats_every: int = Field(25, description="steps between activation statistics (0 = never)")
     flush_every: int = Field(10, description="steps between flushes of records to emit (at "
-                             "most ~4 a second; always at evaluations and the end)")
+                             "most ~4 a second; always after step 1, at evaluations and the "
+                             "end)")
 
     @field_validator("dataset", "optimizer", "schedule")
     @classmethod
@@ -438,6 +441,12 @@ def _prepare_data(spec: NetworkSpec, settings: TrainSettings, data: DataSplit | 
                  data.info.kind == "image", notes)
 
 
+def prefetch_data(spec: NetworkSpec, settings: TrainSettings) -> None:
+    """Load the data :func:`train` would load for ``spec`` and ``settings``, on the CPU, into
+    :func:`playground.data.load_dataset`'s in-process cache (a worker's warm-up)."""
+    _prepare_data(spec, settings, None, torch.device("cpu"))
+
+
 def _batches(x: Tensor, y: Tensor, batch_size: int, gen: torch.Generator) -> Iterator[
         tuple[Tensor, Tensor]]:
     """Endless shuffled batches, epoch after epoch; the last partial batch of each is dropped
@@ -448,425 +457,6 @@ def _batches(x: Tensor, y: Tensor, batch_size: int, gen: torch.Generator) -> Ite
         for start in range(0, n - batch_size + 1, batch_size):
             idx = order[start:start + batch_size]
             yield x[idx], y[idx]
-
-
-# -- instrumentation ---------------------------------------------------------------------------
-@dataclass
-class _StatsGroup:
-    """Statistics of some activations of one forward pass, computed together (device tensors).
-
-    ``index``: which activations; ``mean``, ``sq_dev`` (the sum of squared deviations from the
-    mean, ``sum (x - mean)^2``) and ``count`` (live units for ReLU, saturated elements for
-    sigmoid/tanh; None otherwise) have one entry per activation; ``numel`` and ``units``
-    (elements per example) are the same for all of them.
-    """
-
-    index: list[int]
-    mean: Tensor
-    sq_dev: Tensor
-    count: Tensor | None
-    numel: int
-    units: int
-
-
-_StatsSample = list[_StatsGroup]
-_STATS_STACK_NUMEL = 1 << 24  # activations stacked for one set of kernels, at most (elements)
-
-
-class _ActivationStats:
-    """Forward hooks on the activation modules, attached only for the passes that record.
-
-    A hook only keeps the output (a reference, plus its version counter). :meth:`detach` then
-    stacks the outputs of one shape and kind (up to ``_STATS_STACK_NUMEL`` elements at a time)
-    and computes their statistics together, a handful of kernels for ten layers instead of
-    seven per layer, leaving small tensors on the device (no host sync):
-    - the mean and the sum of squared deviations from it (two passes, exact where
-      ``E[x^2] - E[x]^2`` would cancel; ``sum`` adds pairwise and stays accurate over millions
-      of elements, where a float32 ``vector_norm`` was off by 3e-4);
-    - a count: live units for ReLU (``amax`` over the batch is > 0), saturated elements for
-      sigmoid/tanh.
-    They become records at the next flush (``_Recorder.collect``). An output that something
-    changed in place after its activation (its version counter moved) is left out rather than
-    misreported: its statistics of that step are missing.
-    """
-
-    def __init__(self, modules: list[tuple[str, nn.Module]]):
-        self.modules = modules
-        self.kinds = ["relu" if isinstance(m, nn.ReLU) else "sigmoid" if isinstance(m, nn.Sigmoid)
-                      else "tanh" if isinstance(m, nn.Tanh) else "" for _, m in modules]
-        self.seen: dict[int, tuple[Tensor, int]] = {}
-        self.handles: list[torch.utils.hooks.RemovableHandle] = []
-
-    def attach(self) -> None:
-        self.seen = {}
-        for i, (_, m) in enumerate(self.modules):
-            self.handles.append(m.register_forward_hook(self._hook(i)))
-
-    def _hook(self, index: int) -> Callable[..., None]:
-        def hook(mod: nn.Module, args: Any, out: Any) -> None:
-            if isinstance(out, Tensor):  # a module called twice: its last output counts
-                self.seen[index] = (out.detach(), out._version)
-
-        return hook
-
-    def detach(self) -> _StatsSample | None:
-        """Remove the hooks; the statistics of what they saw (None: no hook was called)."""
-        for h in self.handles:
-            h.remove()
-        self.handles = []
-        if not self.seen:
-            return None
-        seen, self.seen = self.seen, {}
-        batches: dict[tuple[Any, ...], list[list[int]]] = {}
-        for i, (o, version) in seen.items():
-            if o._version != version:
-                continue  # changed in place since: its values are no longer the activation's
-            chunks = batches.setdefault((self.kinds[i], o.shape, o.dtype, o.device), [[]])
-            if chunks[-1] and (len(chunks[-1]) + 1) * o.numel() > _STATS_STACK_NUMEL:
-                chunks.append([])
-            chunks[-1].append(i)
-        with torch.no_grad():
-            return [self._summarise(index, [seen[i][0] for i in index], kind)
-                    for (kind, *_), chunks in batches.items() for index in chunks]
-
-    @staticmethod
-    def _summarise(index: list[int], outs: list[Tensor], kind: str) -> _StatsGroup:
-        x = torch.stack(outs) if len(outs) > 1 else outs[0][None]
-        if x.dtype != torch.float32:
-            x = x.float()
-        k = len(outs)
-        flat = x.reshape(k, -1)
-        mean = flat.mean(1)
-        sq_dev = (flat - mean[:, None]).square_().sum(1)
-        count: Tensor | None = None
-        if kind == "relu":  # units (one channel at one position) alive for any example
-            alive = x.reshape(k, x.shape[1], -1).amax(1) if x.dim() > 1 else flat
-            count = torch.count_nonzero(alive, dim=1)
-        elif kind == "sigmoid":  # below 0.03 or above 0.97
-            count = torch.count_nonzero((flat - 0.5).abs_() > _SATURATION - 0.5, dim=1)
-        elif kind == "tanh":
-            count = torch.count_nonzero(flat.abs() > _SATURATION, dim=1)
-        numel = outs[0].numel()
-        units = outs[0][0].numel() if outs[0].dim() else 1
-        return _StatsGroup(index, mean, sq_dev, count, numel, units)
-
-
-def _chunk_size(numel: int) -> int:
-    """Row length of :class:`_StepNorms` buffers: about 512 rows for all the tensors, a power
-    of two from 64 to 16384 (the padding, under one row per tensor, stays small)."""
-    return 1 << min(max((max(numel, 1) // 512).bit_length(), 6), 14)
-
-
-@dataclass
-class _Segment:
-    """The tensors of one dtype and device in one ``(rows, C)`` buffer (see _StepNorms)."""
-
-    buf: Tensor  # gradient rows, then bank 0, then bank 1
-    grad_index: list[int]  # which parameters
-    grad_views: list[Tensor]  # where each one is copied
-    weight_index: list[int]  # which layers
-    bank_views: tuple[list[Tensor], list[Tensor]]  # where each weight is copied, per bank
-    grad_rows: Tensor  # buf's gradient rows
-    bank_rows: Tensor  # buf's two banks
-    # (rows written after update k, rows holding update k) for k even and k odd
-    now_before: tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]
-
-
-class _StepNorms:
-    """Per-step L2 norms of every gradient, every layer weight and every layer's update.
-
-    All tensors of one dtype and device (in practice: all) are copied into one zero-padded
-    ``(rows, C)`` buffer: each tensor fills whole rows of ``C`` elements (the rest of its last
-    row stays zero, which changes no norm). The buffer holds the gradients, then two banks of
-    the layer weights used in turn: after update ``k`` the weights are copied into bank
-    ``k % 2``, the other bank still holds the weights after update ``k - 1``, and subtracting
-    the new ones from it leaves the (negated) update of step ``k`` there. A step then costs
-    two ``torch._foreach_copy_`` (one per-tensor loop in C++), one subtraction and one
-    ``vector_norm(dim=1)`` giving every row's norm: four calls whatever the depth, where
-    per-tensor copies and norms from Python cost dozens of kernel launches, which dominate a
-    small network's instrumentation on a CPU. The row norms of a flush are gathered per
-    tensor once, in :meth:`tensor_norms` (sums of squared row norms, in float64 where the
-    device has it, so that vanishing gradients do not underflow). ``||w_before||`` of step
-    ``k`` is the weight norm of step ``k - 1``; :meth:`start` gives the one at
-    initialisation. Memory: one copy of the parameters and two of the layer weights, plus
-    padding.
-
-    With ``split`` (clipping by norm needs the gradient norms before the update)
-    :meth:`grads` returns the gradient rows' norms and :meth:`weights` the banks'. Either way a
-    step's output is what the two calls return, ``width`` row norms; row ``r`` belongs to
-    column ``owner[r]`` of :meth:`tensor_norms`: ``grad_col[i]`` for parameter ``i``,
-    ``bank_col[b][j]`` for layer ``j`` in bank ``b``.
-
-    On a CPU, buffers up to ``_SERIAL_NUMEL`` elements are processed on one thread: the work
-    is a few microseconds of memory traffic, and waking an idle OpenMP worker for each of the
-    larger calls cost more than the whole of it (measured: 52 us against 22 us a step for a
-    deep MLP on two cores).
-    """
-
-    def __init__(self, params: list[Tensor], weights: list[Tensor], split: bool,
-                 chunk: int | None = None):
-        P, L = len(params), len(weights)
-        size = chunk or _chunk_size(sum(t.numel() for t in params + weights + weights))
-        keys = list(dict.fromkeys((t.dtype, t.device) for t in params + weights))
-        self.split = split
-        self.grad_col = list(range(P))
-        self.bank_col = [[P + j for j in range(L)], [P + L + j for j in range(L)]]
-        self.n_cols = P + 2 * L
-        self.segments: list[_Segment] = []
-        owners: list[int] = []
-        later: list[int] = []  # with split: the banks' rows come after every gradient row
-        for dtype, device in keys:
-            gi = [i for i, t in enumerate(params) if (t.dtype, t.device) == (dtype, device)]
-            wi = [j for j, t in enumerate(weights) if (t.dtype, t.device) == (dtype, device)]
-            plan = [(params[i], i) for i in gi] + [
-                (weights[j], self.bank_col[b][j]) for b in (0, 1) for j in wi]
-            rows = [-(-t.numel() // size) for t, _ in plan]
-            buf = torch.zeros(sum(rows), size, dtype=dtype, device=device)
-            flat, start = buf.view(-1), 0
-            views: list[Tensor] = []
-            owner: list[int] = []
-            for (t, col), r in zip(plan, rows, strict=True):
-                views.append(flat[start * size:start * size + t.numel()].view_as(t))
-                owner += [col] * r
-                start += r
-            g = sum(rows[:len(gi)])
-            w = (buf.shape[0] - g) // 2
-            bank0, bank1 = buf[g:g + w], buf[g + w:]
-            n = len(gi)
-            self.segments.append(_Segment(
-                buf, gi, views[:n], wi, (views[n:n + len(wi)], views[n + len(wi):]),
-                buf[:g], buf[g:], ((bank0, bank1), (bank1, bank0))))
-            owners += owner[:g] if split else owner
-            later += owner[g:] if split else []
-        self.width = len(owners) + len(later)
-        self.owner = torch.tensor(owners + later, dtype=torch.long)
-        self._one = len(keys) == 1  # one segment holds every tensor: no index lists per step
-        self._serial = all(s.buf.device.type == "cpu" and s.buf.numel() <= _SERIAL_NUMEL
-                           for s in self.segments)
-
-    def _one_thread(self) -> int:
-        """Switch to one intra-op thread when serial; the count to restore (0: unchanged)."""
-        if not self._serial:
-            return 0
-        threads = torch.get_num_threads()
-        if threads > 1:
-            torch.set_num_threads(1)
-            return threads
-        return 0
-
-    def _pick(self, tensors: list[Tensor], index: list[int]) -> list[Tensor]:
-        return tensors if self._one else [tensors[i] for i in index]
-
-    def start(self, weights: list[Tensor]) -> Tensor:
-        """Copy the initial weights into bank 0; their norms, in layer order."""
-        for s in self.segments:
-            if s.weight_index:
-                torch._foreach_copy_(s.bank_views[0], self._pick(weights, s.weight_index))
-        if not weights:
-            return torch.zeros(0, device=self.segments[0].buf.device if self.segments else None)
-        return torch.stack(torch._foreach_norm(weights)).float()
-
-    def grads(self, grads: list[Tensor]) -> list[Tensor]:
-        """Copy the gradients in (before any clipping); with ``split``, their row norms now."""
-        out = []
-        threads = self._one_thread()
-        try:
-            for s in self.segments:
-                if s.grad_index:
-                    torch._foreach_copy_(s.grad_views, self._pick(grads, s.grad_index))
-                if self.split:
-                    out.append(torch.linalg.vector_norm(s.grad_rows, dim=1))
-        finally:
-            if threads:
-                torch.set_num_threads(threads)
-        return out
-
-    def weights(self, weights: list[Tensor], step: int) -> list[Tensor]:
-        """After update ``step``: copy the weights in, form the updates, return row norms."""
-        out = []
-        threads = self._one_thread()
-        try:
-            for s in self.segments:
-                if s.weight_index:
-                    torch._foreach_copy_(s.bank_views[step % 2],
-                                         self._pick(weights, s.weight_index))
-                    now, before = s.now_before[step % 2]
-                    before.sub_(now)
-                out.append(torch.linalg.vector_norm(s.bank_rows if self.split else s.buf, dim=1))
-        finally:
-            if threads:
-                torch.set_num_threads(threads)
-        return out
-
-    def tensor_norms(self, rows: Tensor) -> Tensor:
-        """``(n, width)`` row norms of ``n`` steps -> ``(n, n_cols)`` *squared* tensor norms."""
-        wide = torch.float32 if rows.device.type == "mps" else torch.float64
-        out = torch.zeros(rows.shape[0], self.n_cols, dtype=wide, device=rows.device)
-        return out.index_add_(1, self.owner.to(rows.device), rows.to(wide).square())
-
-
-class _Recorder:
-    """Keeps per-step values on the device; turns them into records at each flush.
-
-    Each step leaves on the device its loss, its logits and labels (the accuracy is computed
-    at the flush) and the 1-d tensors of :class:`_StepNorms`. At the flush they become one
-    ``(steps, width)`` table: the total norm, the reordering by layer and the update ratios
-    are computed once for all buffered steps, followed by one copy to the host.
-    """
-
-    def __init__(self, emit: Emit, norms: _StepNorms, layer_grad_cols: list[int],
-                 weight_norms: Tensor, samples_per_step: int, act_kinds: list[str], cap: int):
-        self.emit = emit
-        self.cap = cap
-        self.width = norms.width
-        self.step_norms = norms
-        device = weight_norms.device
-        self.n_params = len(norms.grad_col)  # the first columns of tensor_norms
-        self.layer_grad_cols = torch.tensor(layer_grad_cols, device=device)  # layer weights
-        self.bank_cols = torch.tensor(norms.bank_col, device=device)  # (2, L)
-        self.prev_weight_norms = weight_norms  # (L,) norms before the next buffered step
-        self.n_layers = len(layer_grad_cols)
-        self.act_kinds = act_kinds
-        self.samples = samples_per_step
-        self.out: list[Record] = []
-        self.last_loss: float | None = None  # training loss of the last good step
-        self.flush_losses: list[float] = []  # the good steps' losses of the last collect
-        self._reset()
-
-    def _reset(self) -> None:
-        self.steps: list[int] = []
-        self.lrs: list[float] = []
-        self.loss: list[Tensor] = []
-        self.logits: list[Tensor] = []  # (B, classes) per micro-batch
-        self.labels: list[Tensor] = []  # (B,) per micro-batch
-        self.clipped: list[Tensor] = []  # total norm after clipping (only when clipping)
-        self.norms: list[Tensor] = []  # what _StepNorms returned, step after step
-        self.stats: list[tuple[int, _StatsSample]] = []
-
-    def add_batch(self, logits: Tensor, labels: Tensor) -> None:
-        self.logits.append(logits)
-        self.labels.append(labels)
-
-    def add_step(self, step: int, lr: float, loss: Tensor, clipped: Tensor | None,
-                 norms: list[Tensor]) -> None:
-        self.steps.append(step)
-        self.norms += norms
-        self.lrs.append(lr)
-        self.loss.append(loss)
-        if clipped is not None:
-            self.clipped.append(clipped)
-
-    def add_stats(self, step: int, stats: _StatsSample) -> None:
-        self.stats.append((step, stats))
-
-    def collect(self, check_grads: bool = True) -> tuple[int | None, str]:
-        """Move the buffer to host records. Returns (first bad step, what went bad) or (None, "").
-
-        Records from the first step whose loss (or, with ``check_grads``, gradient norm) is
-        not finite onwards are dropped; so are records holding any non-finite value.
-        """
-        n, L = len(self.steps), self.n_layers
-        bad: int | None = None
-        what = ""
-        self.flush_losses = []
-        if n:
-            rows = torch.cat(self.norms).view(n, self.width)
-            sq = self.step_norms.tensor_norms(rows)  # (n, P + 2L) squared norms, float64
-            gn = sq[:, :self.n_params].sum(1).sqrt().float()  # (n,) total, before clipping
-            gnc = torch.stack(self.clipped).float() if self.clipped else gn
-            layer_gn = sq[:, self.layer_grad_cols].sqrt().float()  # (n, L) weight gradients
-            # step k wrote its weights to bank k % 2 and its update to the other bank
-            parity = torch.tensor(self.steps, device=sq.device) % 2
-            wn = sq.gather(1, self.bank_cols[parity]).sqrt()  # (n, L) after each step
-            dn = sq.gather(1, self.bank_cols[1 - parity]).sqrt()  # (n, L) each update
-            before = torch.cat([self.prev_weight_norms[None].to(wn.dtype), wn[:-1]])
-            self.prev_weight_norms = wn[-1]
-            ratio = (dn / before.clamp_min(1e-12)).float()
-            m = n * self.samples  # every step sees samples_per_step examples; a step that
-            # failed half-way may have left more logits: they are not counted
-            hits = torch.cat(self.logits)[:m].argmax(1) == torch.cat(self.labels)[:m]
-            correct = hits.view(n, -1).sum(1).float()
-            flat = torch.cat([
-                torch.stack(self.loss).float(), correct, gn, gnc,
-                layer_gn.reshape(-1), ratio.reshape(-1),
-            ]).cpu().tolist()  # one device -> host copy per flush
-            loss, correct = flat[:n], flat[n:2 * n]
-            gn_h, gnc_h = flat[2 * n:3 * n], flat[3 * n:4 * n]
-            lg, rt = flat[4 * n:4 * n + n * L], flat[4 * n + n * L:]
-            out, samples, isfinite = self.out, self.samples, math.isfinite
-            good = n
-            for i, step in enumerate(self.steps):
-                lo, g = loss[i], gn_h[i]
-                if not isfinite(lo):
-                    bad, what, good = step, "the loss", i
-                    break
-                if not isfinite(g) and check_grads:
-                    bad, what, good = step, "the gradients", i
-                    break
-                self.last_loss = lo
-                out += [
-                    {"step": step, "name": "loss", "value": lo},
-                    {"step": step, "name": "acc", "value": correct[i] / samples},
-                    {"step": step, "name": "lr", "value": self.lrs[i]},
-                ]
-                if not isfinite(g):  # an fp16 step the grad scaler skipped: no grad records
-                    continue
-                a, b = i * L, (i + 1) * L
-                out += [
-                    {"step": step, "name": "grad_norm", "value": g},
-                    {"step": step, "name": "grad_norm_clipped", "value": gnc_h[i]},
-                    {"step": step, "name": "grad_norm_layer", "values": lg[a:b]},
-                ]
-                self._vector(step, "update_ratio_layer", rt[a:b])
-            self.flush_losses = loss[:good]
-        self._collect_stats(bad)
-        self._reset()
-        return bad, what
-
-    def _collect_stats(self, bad: int | None) -> None:
-        keep = [(step, sample) for step, sample in self.stats if bad is None or step < bad]
-        groups = [g for _, sample in keep for g in sample]
-        if not groups:
-            return
-        # one copy for all the sums, one for all the counts
-        fl = torch.cat([t for g in groups for t in (g.mean, g.sq_dev)]).float().cpu().tolist()
-        counts = [g.count for g in groups if g.count is not None]
-        ct = torch.cat(counts).cpu().tolist() if counts else []
-        f = c = 0
-        n_act = len(self.act_kinds)
-        for step, sample in keep:
-            mean, std, dead, sat = ([math.nan] * n_act for _ in range(4))
-            for g in sample:
-                k = len(g.index)
-                means, sq_devs = fl[f:f + k], fl[f + k:f + 2 * k]
-                f += 2 * k
-                live = ct[c:c + k] if g.count is not None else [0] * k
-                c += k if g.count is not None else 0
-                for i, m, d, n_c in zip(g.index, means, sq_devs, live, strict=True):
-                    kind = self.act_kinds[i]
-                    mean[i] = m
-                    std[i] = math.sqrt(max(d, 0.0) / max(g.numel, 1))
-                    # relu: n_c counts live units (of `units` per example); else none is dead
-                    dead[i] = 1.0 - n_c / max(g.units, 1) if kind == "relu" else 0.0
-                    sat[i] = n_c / max(g.numel, 1) if kind in {"sigmoid", "tanh"} else 0.0
-            for name, row in zip(("act_mean", "act_std", "act_dead", "act_saturated"),
-                                 (mean, std, dead, sat), strict=True):
-                self._vector(step, name, row)
-
-    def scalar(self, step: int, name: str, value: float) -> None:
-        """Queue one scalar record for the next ``send`` (left out when not finite)."""
-        if math.isfinite(value):
-            self.out.append({"step": step, "name": name, "value": float(value)})
-
-    def _vector(self, step: int, name: str, values: list[float]) -> None:
-        # the sum of float32 values in float64 is finite exactly when every value is
-        if math.isfinite(sum(values)):
-            self.out.append({"step": step, "name": name, "values": values})
-
-    def send(self) -> None:
-        if self.out:
-            batch, self.out = self.out, []
-            self.emit(batch)
 
 
 # -- evaluation --------------------------------------------------------------------------------
@@ -968,12 +558,11 @@ def train(
     weights = [m.weight.detach() for _, m in layers]
     params = [p for p in model.parameters() if p.requires_grad]
     pos = {id(p): i for i, p in enumerate(params)}
-    step_norms = _StepNorms([p.detach() for p in params], weights,
-                            split=settings.clip_norm is not None)
+    step_norms = StepNorms([p.detach() for p in params], weights, _FLUSH_MAX_STEPS)
     layer_grad_cols = [step_norms.grad_col[pos[id(m.weight)]] for _, m in layers]
     samples_per_step = settings.batch_size * settings.accumulate
-    hooks = _ActivationStats(acts)
-    rec = _Recorder(emit, step_norms, layer_grad_cols, step_norms.start(weights),
+    hooks = ActivationStats(acts)
+    rec = Recorder(emit, step_norms, layer_grad_cols, step_norms.start(weights),
                     samples_per_step, hooks.kinds, _FLUSH_MAX_STEPS)
 
     batch_gen = torch.Generator().manual_seed(settings.seed)
@@ -1039,7 +628,7 @@ def train(
             if should_stop():
                 status, message = "stopped", f"stopped at step {step} on request"
                 break
-            if time.perf_counter() - t_call > max_wall_s:
+            if step and time.perf_counter() - t_call > max_wall_s:  # every run makes one step
                 status = "stopped"
                 message = (f"stopped at step {step}: the run reached the time limit of "
                            f"{limits.max_wall_s} s (PLAYGROUND_MAX_WALL_S)")
@@ -1065,6 +654,8 @@ def train(
                     if act_stats is not None:
                         rec.add_stats(step, act_stats)
                 scaled = loss / accumulate if accumulate > 1 else loss
+                if step == 0 and accumulate == 1:
+                    rec.send_early(1, loss, out, yb)  # before the first backward pass
                 if scaler is not None:
                     scaler.scale(scaled).backward()
                 else:
@@ -1074,15 +665,18 @@ def train(
             if scaler is not None:
                 scaler.unscale_(optimizer)
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-            norms = step_norms.grads(grads)  # copied before clipping (norms with clip_norm)
+            step_norms.grads(grads)  # copied before clipping: the records' norms are unclipped
             clipped = None
             if clip_value is not None:
                 # clamp each element, as torch.nn.utils.clip_grad_value_
                 torch._foreach_clamp_min_(grads, -clip_value)
                 torch._foreach_clamp_max_(grads, clip_value)
-                clipped = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-            elif clip_norm is not None:
-                clipped = torch.linalg.vector_norm(torch.cat(norms))
+            if clip_value is not None or clip_norm is not None:
+                # the total norm as torch.nn.utils.clip_grad_norm_ computes it (the norm of the
+                # per-tensor norms): the same arithmetic, so the same clipped gradients to the
+                # last bit. Adam turns last-bit differences in near-zero gradient elements into
+                # full-size steps of either sign, and runs clipped two ways drift apart.
+                clipped = nn.utils.get_total_norm(grads)
             if clip_norm is not None:
                 # as torch.nn.utils.clip_grad_norm_: scale by min(1, max_norm / (norm + 1e-6))
                 coef = torch.clamp(clip_norm / (clipped + 1e-6), max=1.0)
@@ -1097,13 +691,13 @@ def train(
             if scheduler is not None:
                 scheduler.step()
             step += 1
-            norms += step_norms.weights(weights, step)
-            rec.add_step(step, lr, loss_t, clipped, norms)
+            rec.add_step(step, lr, loss_t, clipped, weights)
 
             at_eval = step % eval_every == 0 or step == total
-            # flush every flush_every steps, but not more than ~4 times a second: fast small
-            # models then pay the fixed cost of a flush once per many steps
-            if at_eval or len(rec.steps) == rec.cap or (
+            # flush after the first step (a live chart gets its first point at once), then
+            # every flush_every steps but not more than ~4 times a second: fast small models
+            # then pay the fixed cost of a flush once per many steps
+            if at_eval or step == 1 or len(rec.steps) == rec.cap or (
                     step % flush_every == 0 and time.perf_counter() - last_flush >= _FLUSH_MIN_S):
                 bad, what = flush()
                 if bad is not None:

@@ -21,7 +21,12 @@ from playground.jobs import Limits, LocalRunner, check_limits, execute_run, plan
 from playground.presets import get_preset
 from playground.runs import RunStore
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(600)
+
+# Every wait below is bounded only so that a broken runner fails instead of hanging; no test
+# asserts a speed (benchmarks/first_metric.py measures that), and on a loaded machine a worker
+# can take a minute to start.
+LIVENESS_S = 120.0
 
 MLP = get_preset("mlp_points").to_dict()
 
@@ -31,7 +36,8 @@ def _settings(steps: int = 30, **extra: object) -> dict:
             "device": "cpu", "seed": 0, **extra}
 
 
-def wait_for(pred: Callable[[], object], timeout: float = 30.0, every: float = 0.02) -> object:
+def wait_for(pred: Callable[[], object], timeout: float = LIVENESS_S,
+             every: float = 0.02) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = pred()
@@ -41,7 +47,7 @@ def wait_for(pred: Callable[[], object], timeout: float = 30.0, every: float = 0
     raise AssertionError(f"timed out after {timeout} s waiting for {pred}")
 
 
-def wait_done(store: RunStore, run_id: int, timeout: float = 60.0) -> str:
+def wait_done(store: RunStore, run_id: int, timeout: float = LIVENESS_S) -> str:
     wait_for(lambda: not store.get_run(run_id).is_active, timeout)
     return store.get_run(run_id).status
 
@@ -84,7 +90,7 @@ def env() -> Iterator[None]:
 def runner(env, tmp_path_factory) -> Iterator[LocalRunner]:
     path = tmp_path_factory.mktemp("jobs") / "playground.sqlite"
     r = LocalRunner(path, workers=2, max_queued=2)
-    assert r.wait_ready(60), r.status()
+    assert r.wait_ready(LIVENESS_S), r.status()
     yield r
     r.shutdown()
 
@@ -93,7 +99,7 @@ def runner(env, tmp_path_factory) -> Iterator[LocalRunner]:
 def fake_runner(env, tmp_path_factory) -> Iterator[LocalRunner]:
     path = tmp_path_factory.mktemp("fake") / "playground.sqlite"
     r = LocalRunner(path, workers=1, job_fn=job_by_title, max_queued=10)
-    assert r.wait_ready(60), r.status()
+    assert r.wait_ready(LIVENESS_S), r.status()
     yield r
     r.shutdown()
 
@@ -102,10 +108,7 @@ def fake_runner(env, tmp_path_factory) -> Iterator[LocalRunner]:
 def test_submitted_run_finishes_with_metrics(runner: LocalRunner) -> None:
     store = runner.store
     rid = store.create_run("ada", "spirals", MLP, _settings(30))
-    t0 = time.monotonic()
     runner.submit(rid)
-    wait_for(lambda: store.last_step(rid) >= 0, 30)
-    first_metric_s = time.monotonic() - t0
     assert wait_done(store, rid) == "finished", store.get_run(rid).message
     run = store.get_run(rid)
     assert run.message.startswith("finished 30 steps")
@@ -115,41 +118,50 @@ def test_submitted_run_finishes_with_metrics(runner: LocalRunner) -> None:
     assert m["loss"]["steps"] == list(range(1, 31))
     assert len(m["grad_norm_layer"]["values"][0]) == len(store.layer_labels(rid)) == 4
     assert m["val_acc"]["steps"][-1] == 30
-    # warm workers: the first record arrives quickly (generous bound for a loaded machine)
-    assert first_metric_s < 10, first_metric_s
-    print(f"first metric {first_metric_s:.2f} s after submit")
+    # how fast the first point comes is measured by benchmarks/first_metric.py, not here
+
+
+def test_idle_workers_warm_up_and_runs_still_start_meanwhile(runner: LocalRunner) -> None:
+    """Each real worker says "warm" once its warm-up is done, whether or not runs came in
+    between (the runs above may have arrived during it)."""
+    store = runner.store
+    rid = store.create_run("ada", "during the warm-up", MLP, _settings(30))
+    runner.submit(rid)
+    assert wait_done(store, rid) == "finished", store.get_run(rid).message
+    assert runner.wait_ready(LIVENESS_S, warm=True), runner.status()
+    assert runner.status()["warm"] == 2
 
 
 def test_cancel_running_run_stops_it_and_keeps_metrics(runner: LocalRunner) -> None:
     store = runner.store
     rid = store.create_run("ada", "long", MLP, _settings(200_000))
     runner.submit(rid)
-    wait_for(lambda: store.last_step(rid) >= 20, 30)
+    wait_for(lambda: store.last_step(rid) >= 20)
     assert store.get_run(rid).status == "running"
     assert rid in runner.status()["running"]
     runner.cancel(rid)
-    assert wait_done(store, rid, 20) == "stopped"
+    assert wait_done(store, rid) == "stopped"
     run = store.get_run(rid)
     assert "on request" in run.message
     steps = store.get_metrics(rid, names=["loss"])["loss"]["steps"]
     assert len(steps) >= 20 and steps == sorted(steps)
-    wait_for(lambda: rid not in runner.status()["running"], 10)
+    wait_for(lambda: rid not in runner.status()["running"])
 
 
 def test_killed_worker_fails_its_run_and_is_replaced(runner: LocalRunner) -> None:
     store = runner.store
     rid = store.create_run("bob", "to be killed", MLP, _settings(200_000))
     runner.submit(rid)
-    wait_for(lambda: store.last_step(rid) >= 20, 30)
+    wait_for(lambda: store.last_step(rid) >= 20)
     pid = store.get_run(rid).worker_pid
     assert pid in runner.status()["pids"]
     os.kill(pid, signal.SIGKILL)
-    assert wait_done(store, rid, 20) == "failed"
+    assert wait_done(store, rid) == "failed"
     run = store.get_run(rid)
     assert "the worker process crashed" in run.message and "SIGKILL" in run.message
     assert store.last_step(rid) >= 20  # what it recorded is kept
     # a replacement worker comes up and the next run completes
-    wait_for(lambda: runner.status()["ready"] == 2 and pid not in runner.status()["pids"], 60)
+    wait_for(lambda: runner.status()["ready"] == 2 and pid not in runner.status()["pids"])
     nxt = store.create_run("bob", "after the crash", MLP, _settings(30))
     runner.submit(nxt)
     assert wait_done(store, nxt) == "finished", store.get_run(nxt).message
@@ -159,7 +171,7 @@ def test_max_queued_per_owner_and_cancel_of_a_queued_run(runner: LocalRunner) ->
     store = runner.store
     a = runner.start_run("Quota", "a", MLP, _settings(200_000))
     b = runner.start_run("quota ", "b", MLP, _settings(200_000))  # same person
-    wait_for(lambda: set(runner.status()["running"]) == {a, b}, 30)
+    wait_for(lambda: set(runner.status()["running"]) == {a, b})
     before = len(store.list_runs(owner="quota"))
     with pytest.raises(PlaygroundError, match=r"limit is 2 \(PLAYGROUND_MAX_QUEUED\)"):
         runner.start_run("QUOTA", "c", MLP, _settings(30))
@@ -179,7 +191,7 @@ def test_max_queued_per_owner_and_cancel_of_a_queued_run(runner: LocalRunner) ->
     for rid in (a, b):
         runner.cancel(rid)
     for rid in (a, b):
-        assert wait_done(store, rid, 20) == "stopped"
+        assert wait_done(store, rid) == "stopped"
     with pytest.raises(PlaygroundError, match="only a queued run"):
         runner.submit(a)
 
@@ -212,7 +224,7 @@ def test_job_that_kills_its_process_fails_its_run_only(fake_runner: LocalRunner)
     assert wait_done(store, crash) == "failed"
     assert "the worker process crashed (killed by SIGKILL)" in store.get_run(crash).message
     assert store.get_metrics(crash)["loss"]["steps"] == [0, 1, 2, 3, 4]
-    assert wait_done(store, after, 60) == "finished"
+    assert wait_done(store, after) == "finished"
 
 
 def test_job_that_returns_without_a_result_fails(fake_runner: LocalRunner) -> None:
@@ -231,16 +243,16 @@ def test_run_ignoring_its_stop_flag_has_its_worker_replaced(fake_runner: LocalRu
     store = fake_runner.store
     rid = store.create_run("ada", "hang", MLP, _settings())
     fake_runner.submit(rid)
-    wait_for(lambda: store.get_run(rid).status == "running", 30)
+    wait_for(lambda: store.get_run(rid).status == "running")
     pid = store.get_run(rid).worker_pid
     fake_runner.cancel(rid)
-    assert wait_done(store, rid, 30) == "stopped"
+    assert wait_done(store, rid) == "stopped"
     assert "did not respond to the stop request" in store.get_run(rid).message
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     nxt = store.create_run("ada", "ok", MLP, _settings())
     fake_runner.submit(nxt)
-    assert wait_done(store, nxt, 60) == "finished"
+    assert wait_done(store, nxt) == "finished"
 
 
 @pytest.mark.slow
@@ -250,7 +262,7 @@ def test_workers_that_cannot_start_make_the_runner_give_up(env, tmp_path) -> Non
     try:
         queued = r.store.create_run("ada", "", MLP, _settings())
         r.submit(queued)
-        assert not r.wait_ready(90)
+        assert not r.wait_ready(LIVENESS_S)
         assert "cannot start" in r.status()["problem"]
         assert r.store.get_run(queued).status == "failed"
         assert "cannot start" in r.store.get_run(queued).message
@@ -280,13 +292,42 @@ def test_execute_run_enforces_caps_in_process(tmp_path) -> None:
 
 
 def test_execute_run_stops_at_the_wall_clock_limit(tmp_path) -> None:
+    # robust by construction, however slow the machine: the limit is over before training
+    # starts (setting up takes longer than 10 ms), the limit is checked from the second step
+    # on, and 20,000 steps cannot finish in it
     store = RunStore(tmp_path / "playground.sqlite")
     rid = store.create_run("ada", "", MLP, _settings(20_000))
-    limits = Limits(max_params=10**9, max_steps=10**9, max_wall_s=2.5)
+    limits = Limits(max_params=10**9, max_steps=10**9, max_wall_s=0.01)
     assert execute_run(rid, store.path, limits=limits) == "stopped"
     run = store.get_run(rid)
-    assert "time limit of 2.5 s (PLAYGROUND_MAX_WALL_S)" in run.message
-    assert store.last_step(rid) > 0 and run.summary["steps_done"] > 0
+    done = run.summary["steps_done"]
+    assert run.message.startswith(f"stopped at step {done}: ")
+    assert "time limit of 0.01 s (PLAYGROUND_MAX_WALL_S)" in run.message
+    assert 1 <= done < 20_000  # every run makes its first step, so it has a point to show
+    assert store.get_metrics(rid, ["loss"])["loss"]["steps"] == list(range(1, done + 1))
+
+
+def test_metric_writer_stores_the_first_loss_at_once(tmp_path, monkeypatch) -> None:
+    """Records wait for the writer's next flush (about 4 a second), except the first batch
+    and the first batch holding a loss, which the trainer sends right after step 1's forward
+    pass: a live chart gets its first point without waiting for the cadence."""
+    import playground.jobs as jobs
+
+    monkeypatch.setattr(jobs, "FLUSH_EVERY_S", 3600.0)  # no flush falls due during the test
+    store = RunStore(tmp_path / "playground.sqlite")
+    rid = store.create_run("ada", "", MLP, _settings())
+    writer = jobs._MetricWriter(store, rid)
+    writer.emit([{"step": 0, "name": "layers", "labels": ["fc"]}])
+    assert store.layer_labels(rid) == ["fc"]  # the first batch: at once
+    writer.emit([{"step": 1, "name": "loss", "value": 2.3},
+                 {"step": 1, "name": "acc", "value": 0.1}])
+    assert store.get_metrics(rid, ["loss"])["loss"]["steps"] == [1]  # at once
+    writer.emit([{"step": 1, "name": "lr", "value": 0.001},
+                 {"step": 2, "name": "loss", "value": 2.2}])
+    assert store.get_metrics(rid, ["loss"])["loss"]["steps"] == [1]  # waits for the cadence
+    writer.flush()
+    assert store.get_metrics(rid, ["loss", "lr"])["loss"]["steps"] == [1, 2]
+
 
 
 def test_execute_run_leaves_cancelled_or_missing_runs_alone(tmp_path) -> None:
@@ -300,6 +341,70 @@ def test_execute_run_leaves_cancelled_or_missing_runs_alone(tmp_path) -> None:
     store.request_stop(flagged)
     assert execute_run(flagged, store.path) == "stopped"
     assert store.get_run(flagged).message == "stopped before it started"
+
+
+# -- the warm-up -------------------------------------------------------------------------------
+def test_warm_up_runs_tasks_in_order_while_idle_and_drops_failures() -> None:
+    from playground.warmup import run_while_idle
+
+    done: list[str] = []
+    waiting: list[bool] = [False]  # whether a run is waiting for the worker
+
+    def task(name: str) -> Callable[[], None]:
+        def run() -> None:
+            if name == "bad":
+                raise RuntimeError("a task that fails")
+            done.append(name)
+            waiting[0] = name == "b"  # a run arrives while "b" is in progress
+
+        return run
+
+    tasks = iter([task("a"), task("bad"), task("b"), task("c")])
+    assert run_while_idle(tasks, lambda: waiting[0]) is False  # stopped for the run
+    assert done == ["a", "b"]  # "b" was finished, not abandoned; "bad" was dropped
+    waiting[0] = False  # the run is over: the rest follows
+    assert run_while_idle(tasks, lambda: waiting[0]) is True
+    assert done == ["a", "b", "c"]
+    assert run_while_idle(tasks, lambda: False) is True  # nothing left
+
+
+def test_warm_up_loads_exactly_what_default_runs_of_the_presets_load(monkeypatch) -> None:
+    """After the warm-up's data tasks, a default run of a preset of each data set and input
+    finds its data in the loader's cache: nothing is built again."""
+    from playground import data as data_mod
+    from playground.presets import list_presets
+    from playground.targets import fit_to_dataset
+    from playground.train import TrainSettings, train
+    from playground.warmup import warm_up_tasks
+
+    built: list[str] = []
+
+    class CountingCache(data_mod._TensorCache):
+        def get(self, request, build):  # type: ignore[no-untyped-def]
+            def counted(req):  # type: ignore[no-untyped-def]
+                built.append(f"{req.name} {req.input_shape}")
+                return build(req)
+
+            return super().get(request, counted)
+
+    monkeypatch.setattr(data_mod, "_CACHE", CountingCache(data_mod.CACHE_BYTES))
+    *prefetches, _one_step = list(warm_up_tasks())
+    for task in prefetches:
+        task()
+    warmed = sorted(built)
+    assert len(warmed) == len(set(warmed)) == len(prefetches) >= 3
+    assert "shapes (3, 32, 32)" in warmed  # the starter design's data
+
+    firsts = {}
+    for p in list_presets():  # the first preset of each data set and input shape
+        spec, _ = fit_to_dataset(p.spec(), p.dataset)
+        firsts.setdefault((p.dataset, spec.input.shape), (p, spec))
+    assert len(firsts) == len(prefetches)
+    for p, spec in firsts.values():
+        result = train(spec, TrainSettings(dataset=p.dataset, eval_every=10**6),
+                       emit=lambda records: None, should_stop=lambda: True)
+        assert result.summary["steps_done"] == 0, p.name  # loaded the data, then stopped
+    assert sorted(built) == warmed  # every load was a cache hit
 
 
 # -- plumbing ----------------------------------------------------------------------------------
@@ -348,7 +453,7 @@ def test_shutdown_interrupts_work_and_leaves_no_processes(env, tmp_path) -> None
     store = r.store
     running = r.start_run("ada", "", MLP, _settings(200_000))
     waiting = r.start_run("ada", "", MLP, _settings(30))
-    wait_for(lambda: store.last_step(running) >= 10, 60)
+    wait_for(lambda: store.last_step(running) >= 10)
     pids = r.status()["pids"]
     r.shutdown(timeout=10)
     r.shutdown()  # idempotent

@@ -172,6 +172,87 @@ def test_workers_die_with_a_killed_server_and_end_their_runs(tmp_path) -> None:
     assert new_server.get_run(training).status == "interrupted"  # untouched
 
 
+# -- the app starts its workers with the server ------------------------------------------------
+def _children(pid: int) -> list[int]:
+    """Pids of the live child processes of ``pid``, from ``/proc``."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+                kids.append(int(stat.parent.name))
+    return kids
+
+
+def _is_worker(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes in /proc")
+def test_the_app_starts_its_workers_on_the_first_page_view(tmp_path) -> None:
+    """A fresh ``streamlit run app.py`` has no worker process; the first page view, with no
+    run started, gives it one (it warms up while the user looks around), and the worker ends
+    with the server."""
+    import shutil
+    import socket
+    import urllib.request
+
+    chromium = os.environ.get("PLAYGROUND_CHROMIUM", "/usr/bin/chromium")
+    must = bool(os.environ.get("PLAYGROUND_REQUIRE_BROWSER") or os.environ.get("CI"))
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not (Path(chromium).exists() or shutil.which("chromium")):
+        (pytest.fail if must else pytest.skip)("needs Playwright and Chromium to open a page")
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+         "--server.address", "127.0.0.1", "--server.port", str(port)],
+        cwd=ROOT, env=child_env(tmp_path), stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    workers: list[int] = []
+    with reaped(server):
+        try:
+            def healthy() -> bool:
+                with contextlib.suppress(OSError), \
+                        urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as r:
+                    return r.status == 200
+                return False
+
+            wait_for(healthy)
+            assert not [p for p in _children(server.pid) if _is_worker(p)]  # no page yet
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=chromium, headless=True,
+                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+                try:
+                    page = browser.new_page()
+                    page.set_default_timeout(120_000)
+                    page.goto(url)
+                    page.wait_for_selector('[data-testid="stApp"]')
+                    workers = wait_for(lambda: [p for p in _children(server.pid)
+                                                if _is_worker(p)])
+                finally:
+                    browser.close()
+            db = tmp_path / "runs" / "playground.sqlite"
+            assert db.exists() and RunStore(db).list_runs() == []  # nothing was started
+            server.send_signal(signal.SIGTERM)
+            server.wait(timeout=60)
+            for pid in workers:
+                wait_for(lambda pid=pid: not_running(pid))
+        finally:
+            for pid in workers:
+                kill_pid(pid)
+
+
 # -- 13: heartbeats, not pid probes ------------------------------------------------------------
 TRAIN_ONE = "import sys; from playground.jobs import execute_run; execute_run(int(sys.argv[1]))"
 
