@@ -91,7 +91,9 @@ CREATE TABLE IF NOT EXISTS runs (
     worker_pid INTEGER,
     worker_host TEXT,
     stop_requested INTEGER NOT NULL DEFAULT 0,
-    heartbeat_at REAL
+    heartbeat_at REAL,
+    runner TEXT,
+    device TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_owner_status ON runs (owner, status);
 CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
@@ -114,6 +116,8 @@ CREATE TABLE IF NOT EXISTS run_meta (
 _MIGRATIONS: tuple[tuple[str, str, str], ...] = (
     # (table, column, its definition): added to files made before the column existed
     ("runs", "heartbeat_at", "REAL"),
+    ("runs", "runner", "TEXT"),
+    ("runs", "device", "TEXT"),
 )
 
 
@@ -139,6 +143,8 @@ class Run:
     worker_host: str | None = None
     stop_requested: bool = False
     heartbeat_at: float | None = None  # last sign of life of the process training it
+    runner: str | None = None  # the runner backend that ran it ("local", "ray")
+    device: str | None = None  # the torch device it trained on ("cpu", "cuda:0")
 
     @property
     def is_active(self) -> bool:
@@ -313,13 +319,13 @@ def _series(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, list[Any]]]:
 _RUN_COLUMNS = (
     "id, owner, title, spec_json, settings_json, seed, status, message, created_at, started_at, "
     "finished_at, summary_json, versions_json, worker_pid, worker_host, stop_requested, "
-    "heartbeat_at"
+    "heartbeat_at, runner, device"
 )
 
 
 def _run_from_row(row: tuple[Any, ...]) -> Run:
     (rid, owner, title, spec_json, settings_json, seed, status, message, created, started,
-     finished, summary_json, versions_json, pid, host, stop, heartbeat) = row
+     finished, summary_json, versions_json, pid, host, stop, heartbeat, runner, device) = row
     return Run(
         id=int(rid),
         owner=owner,
@@ -338,6 +344,8 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
         worker_host=host,
         stop_requested=bool(stop),
         heartbeat_at=heartbeat,
+        runner=runner,
+        device=device,
     )
 
 
@@ -482,9 +490,11 @@ class RunStore(SQLiteStore):
         with self._db.write() as con:
             return con.execute(sql, args).rowcount == 1
 
-    def mark_started(self, run_id: int, pid: int | None = None) -> bool:
+    def mark_started(self, run_id: int, pid: int | None = None, *, runner: str | None = None,
+                     device: str | None = None, node: str | None = None) -> bool:
         """Claim a queued run for the worker ``pid``: status ``running``, start time, versions,
-        first heartbeat.
+        first heartbeat, and where it runs (``runner`` backend, ``node``: host name, default
+        this machine's; ``device``).
 
         Atomic: returns ``False`` (and changes nothing) if the run is no longer queued, e.g.
         cancelled a moment earlier or claimed by another worker.
@@ -493,10 +503,10 @@ class RunStore(SQLiteStore):
         with self._db.write() as con:
             cur = con.execute(
                 "UPDATE runs SET status = 'running', started_at = ?, heartbeat_at = ?, "
-                "worker_pid = ?, worker_host = ?, versions_json = ?, message = '' "
-                "WHERE id = ? AND status = 'queued'",
-                (now, now, os.getpid() if pid is None else int(pid), platform.node(),
-                 _json(library_versions()), int(run_id)),
+                "worker_pid = ?, worker_host = ?, versions_json = ?, message = '', "
+                "runner = ?, device = ? WHERE id = ? AND status = 'queued'",
+                (now, now, os.getpid() if pid is None else int(pid), node or platform.node(),
+                 _json(library_versions()), runner, device, int(run_id)),
             )
             return cur.rowcount == 1
 

@@ -13,6 +13,11 @@
 | PLAYGROUND_DEVICE | auto | ``auto`` (cuda, then mps, then cpu), ``cpu``, ``cuda``, ``cuda:1``... |
 | PLAYGROUND_MAX_UPLOAD_BYTES | 262,144 | largest spec file accepted by upload or CLI |
 | PLAYGROUND_HEARTBEAT_TIMEOUT_S | 30 | a running run silent this long has lost its process |
+| PLAYGROUND_DB_URL | SQLite in the run dir | e.g. ``postgresql+psycopg://user@host/db`` |
+| PLAYGROUND_RUNNER | local | where trainings run: ``local`` (worker processes) or ``ray`` |
+| PLAYGROUND_RAY_ADDRESS | (empty) | embedded Ray; ``auto``: ``ray start`` here; ``ray://h:10001`` |
+| PLAYGROUND_CPUS_PER_RUN | 1 | CPU cores one run asks for |
+| PLAYGROUND_GPUS_PER_RUN | 0.25 | share of a GPU one run asks for (0.25: four runs per GPU) |
 """
 
 from __future__ import annotations
@@ -43,6 +48,20 @@ class Settings:
     device: str
     max_upload_bytes: int
     heartbeat_timeout_s: int  # a training process beats about 6x per timeout
+    db_url: str  # empty: the SQLite file in run_dir
+    runner: str  # "local" or "ray"
+    ray_address: str
+    cpus_per_run: float
+    gpus_per_run: float
+
+
+def _float(name: str, default: float, low: float, high: float) -> float:
+    raw = os.environ.get(name, "")
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        return default
+    return min(high, max(low, value)) if value == value else default
 
 
 def get_settings() -> Settings:
@@ -60,4 +79,9 @@ def get_settings() -> Settings:
         device=os.environ.get("PLAYGROUND_DEVICE", "auto"),
         max_upload_bytes=_int("PLAYGROUND_MAX_UPLOAD_BYTES", 262_144),
         heartbeat_timeout_s=max(1, _int("PLAYGROUND_HEARTBEAT_TIMEOUT_S", 30)),
+        db_url=os.environ.get("PLAYGROUND_DB_URL", "").strip(),
+        runner=os.environ.get("PLAYGROUND_RUNNER", "local").strip().lower() or "local",
+        ray_address=os.environ.get("PLAYGROUND_RAY_ADDRESS", "").strip(),
+        cpus_per_run=_float("PLAYGROUND_CPUS_PER_RUN", 1.0, 0.0, 1024.0),
+        gpus_per_run=_float("PLAYGROUND_GPUS_PER_RUN", 0.25, 0.0, 64.0),
     )

@@ -334,7 +334,8 @@ def test_a_store_file_from_before_heartbeats_is_upgraded_in_place(tmp_path) -> N
     store = RunStore(path)
     store = RunStore(path)  # opening it again changes nothing
     columns = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(runs)")]
-    assert columns.count("heartbeat_at") == 1 and columns[-1] == "heartbeat_at"
+    assert columns.count("heartbeat_at") == 1
+    assert columns[-3:] == ["heartbeat_at", "runner", "device"]  # added, in order
     finished, running, queued = sorted(store.list_runs(), key=lambda r: r.id)
     assert finished.title == "old finished" and finished.summary == {"final_loss": 0.5}
     assert finished.seed == 7 and running.heartbeat_at is None
