@@ -29,8 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playground.jobs import LocalRunner, count_params
+from playground.jobs import count_params
 from playground.presets import list_presets
+from playground.runners.local import LocalRunner
 from playground.settings import get_settings
 from playground.targets import fit_to_dataset
 from playground.train import TrainSettings

@@ -9,6 +9,8 @@ Every user error prints one clear line on stderr and exits with status 2; no tra
     python -m playground analyse my_design.yaml --format json
     python -m playground export resnet20_cifar --format pytorch -o resnet20.py
     python -m playground train small_cnn --dataset shapes --steps 300
+    python -m playground train small_cnn --runner ray   # through the configured Ray cluster
+    python -m playground runs --owner ada --format json
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from playground.errors import PlaygroundError
 from playground.format import fmt_si
+from playground.settings import get_settings
 
 if TYPE_CHECKING:
     from playground.spec import NetworkSpec
@@ -260,8 +263,13 @@ def _train_run(args: argparse.Namespace, spec: NetworkSpec, notes: list[str], se
     Once ``signals`` (the SIGTERM/SIGHUP received so far) is not empty, a closed terminal is
     no error."""
     from playground.jobs import execute_run
+    from playground.runners import KINDS, store_location
     from playground.runs import RunStore
 
+    runner = (args.runner or get_settings().runner).strip().lower()
+    if runner not in KINDS:
+        raise PlaygroundError(f"unknown runner {runner!r} (PLAYGROUND_RUNNER); one of "
+                              f"{', '.join(KINDS)}")
     store = RunStore()
     title = args.title or f"{spec.name} on {args.dataset}"
     run_id = store.create_run(args.owner, title, spec.to_dict(),
@@ -269,7 +277,8 @@ def _train_run(args: argparse.Namespace, spec: NetworkSpec, notes: list[str], se
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     print(f"run {run_id}: {title} ({settings.steps} steps, {settings.optimizer} "
-          f"lr={settings.lr:g}); store {store.path}", file=sys.stderr)
+          f"lr={settings.lr:g}); runner {runner}; store {store_display(store)}",
+          file=sys.stderr)
 
     done = threading.Event()
     total = settings.steps
@@ -293,7 +302,10 @@ def _train_run(args: argparse.Namespace, spec: NetworkSpec, notes: list[str], se
     if bar:
         thread.start()
     try:
-        status = execute_run(run_id, store.path)
+        if runner == "local":
+            status = execute_run(run_id, store_location(store), runner="local")
+        else:
+            status = _follow_remote(runner, store, run_id, signals)
     except KeyboardInterrupt:
         store.set_status(run_id, "stopped", "stopped from the keyboard", only_if=("running",))
         raise
@@ -316,11 +328,111 @@ def _train_run(args: argparse.Namespace, spec: NetworkSpec, notes: list[str], se
                                 ("device", "device", "{}")):
             if summary.get(key) is not None:
                 print(f"  {label:26s} {fmt.format(summary[key])}")
+        if run.runner:
+            print(f"  {'ran on':26s} {run.runner}, {run.worker_host or '?'}, "
+                  f"{run.device or summary.get('device') or '?'}")
         sys.stdout.flush()
     except OSError:
         if not signals:
             raise
     return 0 if status in {"finished", "early_stopped", "stopped"} else 1
+
+
+def _follow_remote(kind: str, store: Any, run_id: int, signals: list[int]) -> str:
+    """Submit ``run_id`` through the ``kind`` runner backend and wait for it to end; a signal
+    (SIGTERM/SIGHUP, see :func:`cmd_train`) or Ctrl-C cancels it through the runner first."""
+    import time
+
+    from playground.runners import make_runner
+
+    runner = make_runner(kind, store)
+    try:
+        runner.submit(run_id)
+        cancelled = False
+        while store.get_run(run_id).is_active:
+            if signals and not cancelled:
+                runner.cancel(run_id)
+                cancelled = True
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        runner.cancel(run_id)
+        raise
+    finally:
+        runner.shutdown()
+    return store.get_run(run_id).status
+
+
+def store_display(store: Any) -> str:
+    """Where the store is, for a person: the SQLite file, or the URL without its password."""
+    url = getattr(store, "url", None)
+    if url and "://" in str(url) and not str(url).startswith("sqlite"):
+        try:
+            from sqlalchemy.engine import make_url
+
+            return make_url(str(url)).render_as_string(hide_password=True)
+        except Exception:  # an odd URL: say which engine only
+            return str(url).split("://", 1)[0] + "://..."
+    return str(getattr(store, "path", None) or url)
+
+
+# -- runs --------------------------------------------------------------------------------------
+RUN_FIELDS = ("id", "owner", "title", "status", "steps_done", "final_val_acc", "runner", "node",
+              "device", "records", "created_at")
+
+
+def run_rows(store: Any, owner: str | None = None, statuses: list[str] | None = None,
+             limit: int = 200) -> list[dict[str, Any]]:
+    """One plain dict per run (newest first) with :data:`RUN_FIELDS`: ``steps_done`` from the
+    summary of an ended run, else the last step stored; ``final_val_acc`` as a fraction (None
+    before the first validation); ``records``: metric records stored."""
+    runs = store.list_runs(owner=owner, statuses=statuses, limit=limit)
+    counts = store.count_metrics([r.id for r in runs])
+    out = []
+    for r in runs:
+        steps = r.summary.get("steps_done")
+        if steps is None:
+            steps = max(0, store.last_step(r.id))
+        acc = r.summary.get("final_val_acc")
+        out.append({"id": r.id, "owner": r.owner, "title": r.title, "status": r.status,
+                    "steps_done": int(steps), "final_val_acc": acc, "runner": r.runner,
+                    "node": r.worker_host, "device": r.device or r.summary.get("device"),
+                    "records": counts.get(r.id, 0), "created_at": r.created_at})
+    return out
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """List runs from the configured store (``PLAYGROUND_DB_URL`` or the SQLite file)."""
+    from playground.runs import STATUSES, RunStore
+
+    statuses = None
+    if args.status:
+        statuses = [s.strip() for s in args.status.split(",") if s.strip()]
+        unknown = [s for s in statuses if s not in STATUSES]
+        if unknown:
+            raise PlaygroundError(f"unknown status {unknown[0]!r}; one of {', '.join(STATUSES)}")
+    if args.limit < 1:
+        raise PlaygroundError("--limit must be at least 1")
+    rows = run_rows(RunStore(), args.owner, statuses, min(args.limit, 100_000))
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        who = f" of {args.owner}" if args.owner else ""
+        print(f"no runs{who} in the store", file=sys.stderr)
+        return 0
+    table = [[r["id"], r["owner"], _clip(r["title"], 40), r["status"], r["steps_done"],
+              "" if r["final_val_acc"] is None else f"{r['final_val_acc']:.1%}",
+              r["runner"] or "", r["node"] or "", r["device"] or "", r["records"]]
+             for r in rows]
+    print(_table(["id", "owner", "title", "status", "steps", "val acc", "runner", "node",
+                  "device", "records"], table, right={0, 4, 5, 9}))
+    return 0
+
+
+def _clip(text: str, limit: int) -> str:
+    """One line of at most ``limit`` characters (user text is printed as it is, never run)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 # -- parser ------------------------------------------------------------------------------------
@@ -375,7 +487,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--owner", default="cli", help="the name the run is stored under")
     p.add_argument("--title", help="run title")
     p.add_argument("--progress", action="store_true", help="progress bar even when piped")
+    p.add_argument("--runner", choices=["local", "ray"], help="local: train in this process; "
+                   "ray: submit a Ray task (default: PLAYGROUND_RUNNER, else local)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", help="list the runs in the run store")
+    p.add_argument("--owner", help="only this person's runs")
+    p.add_argument("--status", help="only these statuses, comma-separated (e.g. running,queued)")
+    p.add_argument("--limit", type=int, default=200, help="newest runs to list (default 200)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_runs)
     return parser
 
 

@@ -1,14 +1,18 @@
 """Saved designs: each classroom name keeps its own named network specs.
 
-Designs live in the run store's SQLite file (a ``designs`` table next to ``runs``), so one file
-holds everything a class produced. A design is stored as the spec's JSON and read back through
+Designs live in the run store's database (a ``designs`` table next to ``runs``, same URL: the
+SQLite file or the shared PostgreSQL database), so one place holds everything a class
+produced. A design is stored as the spec's JSON and read back through
 :func:`playground.spec.spec_from_dict`, so a design saved by an older version that no longer
 validates comes back as a plain-language :class:`~playground.errors.SpecError`, never as a
 half-built object.
 
 Owners are free text ("Ada L.", "table 3"): whitespace is collapsed, empty or over-long names are
-refused, and the database compares them case-insensitively (see
-:func:`playground.runs.normalise_owner`). Design names follow the same rules.
+refused, and they are compared case-insensitively through ``owner_key`` (see
+:func:`playground.runs.normalise_owner`). Design names follow the same rules (``name_key``);
+saving is one ``INSERT ... ON CONFLICT (owner_key, name_key) DO UPDATE``. The per-owner limit
+is counted in the saving transaction: exact on SQLite (one writer at a time); on PostgreSQL two
+saves of new names by the same owner at the same instant may pass it by one.
 """
 
 from __future__ import annotations
@@ -18,26 +22,18 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from playground.errors import PlaygroundError
-from playground.runs import SQLiteStore, clean_name, default_db_path, normalise_owner
+from playground.runs import StoreBase, clean_name, normalise_owner, upsert
 from playground.spec import NetworkSpec, spec_from_dict
+from playground.store import default_url, to_url
+from playground.store.schema import designs, name_key
 
 MAX_NAME_CHARS = 80
 MAX_DESIGNS_PER_OWNER = 200
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS designs (
-    owner TEXT NOT NULL COLLATE NOCASE,
-    name TEXT NOT NULL COLLATE NOCASE,
-    spec_json TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (owner, name)
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -57,10 +53,8 @@ def normalise_design_name(name: str) -> str:
                       "give the design a name before saving it")
 
 
-class DesignStore(SQLiteStore):
-    """Named specs per owner in one SQLite file (defaults to the run store's file)."""
-
-    SCHEMA = _SCHEMA
+class DesignStore(StoreBase):
+    """Named specs per owner in one database (defaults to the run store's)."""
 
     def save_design(self, owner: str, name: str, spec: NetworkSpec | dict[str, Any]) -> SavedDesign:
         """Save ``spec`` as ``name`` for ``owner``, replacing a design of the same name."""
@@ -68,34 +62,38 @@ class DesignStore(SQLiteStore):
         name = normalise_design_name(name)
         if not isinstance(spec, NetworkSpec):
             spec = spec_from_dict(spec)
+        okey, nkey = name_key(owner), name_key(name)
         now = time.time()
         with self._db.write() as con:
-            exists = con.execute(
-                "SELECT created_at FROM designs WHERE owner = ? AND name = ?", (owner, name)
-            ).fetchone()
-            if exists is None:
+            created = con.execute(
+                sa.select(designs.c.created_at)
+                .where(designs.c.owner_key == okey, designs.c.name_key == nkey)
+            ).scalar()
+            if created is None:
                 count = con.execute(
-                    "SELECT COUNT(*) FROM designs WHERE owner = ?", (owner,)
-                ).fetchone()[0]
+                    sa.select(sa.func.count()).select_from(designs)
+                    .where(designs.c.owner_key == okey)
+                ).scalar_one()
                 if count >= MAX_DESIGNS_PER_OWNER:
                     raise PlaygroundError(
                         f"{owner} already has {count} saved designs (the limit is "
                         f"{MAX_DESIGNS_PER_OWNER}); delete some or overwrite one"
                     )
-            created = now if exists is None else exists[0]
-            con.execute(
-                "INSERT OR REPLACE INTO designs (owner, name, spec_json, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (owner, name, spec.to_json(indent=None), created, now),
-            )
+                created = now
+            upsert(con, designs, [{
+                "owner_key": okey, "name_key": nkey, "owner": owner, "name": name,
+                "spec_json": spec.to_json(indent=None), "created_at": created,
+                "updated_at": now,
+            }], keys=("owner_key", "name_key"))
         return SavedDesign(owner, name, spec.description, created, now)
 
     def list_designs(self, owner: str) -> list[SavedDesign]:
         """``owner``'s designs, most recently saved first."""
         rows = self._read(
-            "SELECT owner, name, spec_json, created_at, updated_at FROM designs "
-            "WHERE owner = ? ORDER BY updated_at DESC, name",
-            (normalise_owner(owner),),
+            sa.select(designs.c.owner, designs.c.name, designs.c.spec_json,
+                      designs.c.created_at, designs.c.updated_at)
+            .where(designs.c.owner_key == name_key(normalise_owner(owner)))
+            .order_by(designs.c.updated_at.desc(), designs.c.name_key)
         )
         out = []
         for own, name, spec_json, created, updated in rows:
@@ -111,7 +109,8 @@ class DesignStore(SQLiteStore):
         owner = normalise_owner(owner)
         name = normalise_design_name(name)
         rows = self._read(
-            "SELECT spec_json FROM designs WHERE owner = ? AND name = ?", (owner, name)
+            sa.select(designs.c.spec_json).where(designs.c.owner_key == name_key(owner),
+                                                 designs.c.name_key == name_key(name))
         )
         if not rows:
             raise PlaygroundError(f"{owner} has no saved design called {name!r}")
@@ -126,18 +125,21 @@ class DesignStore(SQLiteStore):
         owner = normalise_owner(owner)
         name = normalise_design_name(name)
         with self._db.write() as con:
-            cur = con.execute("DELETE FROM designs WHERE owner = ? AND name = ?", (owner, name))
-            return cur.rowcount == 1
+            result = con.execute(
+                sa.delete(designs).where(designs.c.owner_key == name_key(owner),
+                                         designs.c.name_key == name_key(name))
+            )
+            return result.rowcount == 1
 
 
-# -- module-level shortcuts (the default store under PLAYGROUND_RUN_DIR, or ``path=``) ---------
-_STORES: dict[Path, DesignStore] = {}
+# -- module-level shortcuts (the settings' database, or ``path=``: a path or a URL) ------------
+_STORES: dict[str, DesignStore] = {}
 _STORES_LOCK = threading.Lock()
 
 
 def open_designs(path: str | os.PathLike[str] | None = None) -> DesignStore:
-    """A :class:`DesignStore` per file, created once (the schema check is a write)."""
-    key = (Path(path) if path is not None else default_db_path()).resolve()
+    """A :class:`DesignStore` per database URL, opened once per process."""
+    key = default_url() if path is None else to_url(path)
     with _STORES_LOCK:
         store = _STORES.get(key)
         if store is None:

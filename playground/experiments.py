@@ -22,7 +22,7 @@ Suites (:data:`EXPERIMENTS`):
 
 :func:`custom_grid` builds a grid over one or two settings of one design. Runs are started
 through any ``start_run(owner, title, spec_dict, settings_dict) -> run_id`` (the app's
-:class:`playground.jobs.LocalRunner`): :func:`launch` starts as many variants as the owner's
+:mod:`playground.runners`): :func:`launch` starts as many variants as the owner's
 queue allows and records the whole plan in the store (``run_meta`` of the first run, key
 :data:`PLAN_KEY`), so :func:`top_up` can start the rest as earlier runs finish, from any page
 load. :func:`results_table` summarises a suite's runs from the store.

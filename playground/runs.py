@@ -1,25 +1,31 @@
-"""The run store: one SQLite file that is the single source of truth for trainings.
+"""The run store: the single source of truth for trainings, in one database.
 
-Worker processes write a run's status and metric records here; the Streamlit server, the CLI
-and the compare page read them back. Pages never talk to a training directly, so a reload, a
-second tab or a restarted server see the same state.
+Worker processes (local or Ray) write a run's status and metric records here; the Streamlit
+servers, the CLI and the compare page read them back. Pages never talk to a training
+directly, so a reload, a second tab, another server or a restarted one see the same state.
 
-SQLite in WAL mode lets one writer and many readers work at once across processes
-(https://sqlite.org/wal.html); ``busy_timeout`` makes a second writer wait for the lock instead
-of failing. Every thread of every process gets its own connection (SQLite connections must not
-cross threads or a ``fork``), and every write is one ``BEGIN IMMEDIATE`` transaction, so a
-batch of metric records is stored whole or not at all.
+The database is SQLite (one file, WAL: one writer and many readers across processes,
+https://sqlite.org/wal.html) or PostgreSQL (shared by several servers and a Ray cluster),
+named by one URL (:mod:`playground.store`, ``PLAYGROUND_DB_URL``). Queries are SQLAlchemy
+Core against the tables of :mod:`playground.store.schema`; every write is one short
+transaction (``BEGIN IMMEDIATE`` on SQLite), so a batch of metric records is stored whole or
+not at all, and a claim (:meth:`RunStore.mark_started`, ``set_status(only_if=...)``) is one
+conditional ``UPDATE`` that exactly one process can win on either engine.
 
 Tables:
 
 - ``runs``: one row per training (owner, title, spec and settings JSON, status, times,
-  summary, library versions, worker pid, stop flag, heartbeat).
-- ``metrics``: one row per record ``(run_id, step, name, value, values_json)``; scalar records
-  fill ``value``, per-layer vectors fill ``values_json`` (a JSON list, one entry per layer).
-  Indexed by ``(run_id, name, step)``, so reading a few series stays cheap while a run grows;
-  a page polling a live run asks only for the rows after the last one it has seen
-  (:meth:`RunStore.poll_metrics`).
+  summary, library versions, worker pid and host, runner, device, stop flag, heartbeat).
+- ``metrics``: one row per record ``(id, run_id, step, name, value, values_json)``; scalar
+  records fill ``value``, per-layer vectors fill ``values_json`` (a JSON list, one entry per
+  layer). A flush of records is one multi-row ``INSERT``. Indexed by ``(run_id, name, step)``
+  for reading a few series and by ``(run_id, id)`` for polling: a page polling a live run asks
+  only for the rows after the last id it has seen (:meth:`RunStore.poll_metrics`).
 - ``run_meta``: small JSON values per run, e.g. the layer labels the per-layer vectors follow.
+
+Owners are matched case-insensitively (ASCII letters, as SQLite's ``NOCASE`` did) through
+``runs.owner_key`` on every engine. NaN is stored as NULL by SQLite and as NaN by PostgreSQL;
+both read back as NaN.
 
 Liveness: the process training a run writes ``heartbeat_at`` (Unix seconds) when it claims
 the run, with every batch of metrics and every few seconds from a small thread
@@ -29,8 +35,8 @@ zombie nobody reaped, another machine): :meth:`RunStore.recover_interrupted` mar
 ``interrupted``. Process ids are recorded for the reader but never probed: ``os.kill(pid, 0)``
 succeeds on an unreaped zombie and on an unrelated process that reused the id.
 
-Schema changes to an existing file are applied when a store opens it (:data:`_MIGRATIONS`:
-columns added if missing, every row kept), so files made by earlier versions keep working.
+Schema changes are Alembic revisions, applied when a store opens a database (files made
+before Alembic are adopted, every row kept): :mod:`playground.store.migrate`.
 
 Everything leaves this module as plain data (:class:`Run` dataclasses, dicts and lists).
 """
@@ -41,20 +47,24 @@ import json
 import math
 import os
 import platform
-import sqlite3
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from playground.errors import PlaygroundError
 from playground.settings import get_settings
+from playground.store import DB_FILENAME, Database
+from playground.store.schema import metrics, name_key, run_meta, runs
 
-DB_FILENAME = "playground.sqlite"
+__all__ = [
+    "ACTIVE_STATUSES", "DB_FILENAME", "DONE_STATUSES", "STATUSES", "Run", "RunStore",
+    "clean_name", "default_db_path", "library_versions", "normalise_owner", "open_store",
+]
 
 STATUSES = (
     "queued",  # waiting for a worker
@@ -71,54 +81,7 @@ DONE_STATUSES = tuple(s for s in STATUSES if s not in ACTIVE_STATUSES)
 
 MAX_OWNER_CHARS = 64
 MAX_TITLE_CHARS = 200
-BUSY_TIMEOUT_MS = 15_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    owner TEXT NOT NULL COLLATE NOCASE,
-    title TEXT NOT NULL DEFAULT '',
-    spec_json TEXT NOT NULL,
-    settings_json TEXT NOT NULL,
-    seed INTEGER,
-    status TEXT NOT NULL,
-    message TEXT NOT NULL DEFAULT '',
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    summary_json TEXT,
-    versions_json TEXT,
-    worker_pid INTEGER,
-    worker_host TEXT,
-    stop_requested INTEGER NOT NULL DEFAULT 0,
-    heartbeat_at REAL,
-    runner TEXT,
-    device TEXT
-);
-CREATE INDEX IF NOT EXISTS runs_owner_status ON runs (owner, status);
-CREATE INDEX IF NOT EXISTS runs_status ON runs (status);
-CREATE TABLE IF NOT EXISTS metrics (
-    run_id INTEGER NOT NULL,
-    step INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value REAL,
-    values_json TEXT
-);
-CREATE INDEX IF NOT EXISTS metrics_run_name_step ON metrics (run_id, name, step);
-CREATE TABLE IF NOT EXISTS run_meta (
-    run_id INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    value_json TEXT NOT NULL,
-    PRIMARY KEY (run_id, key)
-);
-"""
-
-_MIGRATIONS: tuple[tuple[str, str, str], ...] = (
-    # (table, column, its definition): added to files made before the column existed
-    ("runs", "heartbeat_at", "REAL"),
-    ("runs", "runner", "TEXT"),
-    ("runs", "device", "TEXT"),
-)
+METRICS_LOCK_CLASS = 0x6D65  # "me": pg_advisory_xact_lock(class, run_id) around a flush
 
 
 # -- plain data --------------------------------------------------------------------------------
@@ -165,15 +128,16 @@ class Run:
 
 # -- helpers shared with playground.designs ----------------------------------------------------
 def default_db_path() -> Path:
-    """``$PLAYGROUND_RUN_DIR/playground.sqlite`` (read from the environment now)."""
+    """``$PLAYGROUND_RUN_DIR/playground.sqlite`` (read from the environment now): the store
+    when ``PLAYGROUND_DB_URL`` is empty (:func:`playground.store.default_url` names either)."""
     return get_settings().run_dir / DB_FILENAME
 
 
 def normalise_owner(owner: str) -> str:
     """Collapse whitespace in a classroom name; refuse empty or over-long names.
 
-    Owners are compared case-insensitively by the database (``COLLATE NOCASE``), so "Ada" and
-    "ada" are one person.
+    Owners are compared case-insensitively (ASCII letters, through
+    :func:`playground.store.schema.name_key`), so "Ada" and "ada" are one person.
     """
     return clean_name(owner, MAX_OWNER_CHARS, "that name",
                       "enter your name first: runs and designs are kept under it")
@@ -204,98 +168,14 @@ def library_versions() -> dict[str, str]:
 
 
 def _one_line(text: str, limit: int = 500) -> str:
-    line = " ".join(str(text).split())
+    """One line of at most ``limit`` characters; NUL dropped (PostgreSQL text cannot hold it)."""
+    line = " ".join(str(text).replace("\x00", "").split())
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-class SQLiteFile:
-    """One SQLite file; hands each thread (and each process) its own connection.
-
-    Connections run in autocommit mode; :meth:`write` wraps a block in ``BEGIN IMMEDIATE`` ...
-    ``COMMIT`` so writers queue on the lock at the start (honouring ``busy_timeout``) rather
-    than failing half-way when upgrading a read lock.
-    """
-
-    def __init__(self, path: str | os.PathLike[str] | None = None, schema: str = "",
-                 migrations: Iterable[tuple[str, str, str]] = ()):
-        self.path = Path(path) if path is not None else default_db_path()
-        self._schema = schema
-        self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if schema:
-            con = self.connection()
-            try:
-                con.executescript("BEGIN IMMEDIATE;" + schema)  # left open for the migrations
-                _add_missing_columns(con, migrations)
-                con.execute("COMMIT")
-            except BaseException:
-                if con.in_transaction:
-                    con.execute("ROLLBACK")
-                raise
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Only the location travels to another process; connections never do.
-        return {"path": self.path, "_schema": ""}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.path = state["path"]
-        self._schema = ""
-        self._local = threading.local()
-
-    def connection(self) -> sqlite3.Connection:
-        """This thread's connection, opened on first use (and again after a fork)."""
-        con = getattr(self._local, "con", None)
-        if con is not None and getattr(self._local, "pid", None) == os.getpid():
-            return con
-        con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        for _ in range(50):  # switching to WAL needs a moment of exclusive access
-            try:
-                con.execute("PRAGMA journal_mode = WAL")
-                break
-            except sqlite3.OperationalError:
-                time.sleep(0.05)
-        con.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL mode
-        self._local.con = con
-        self._local.pid = os.getpid()
-        return con
-
-    @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed at the end of the block, rolled back on error."""
-        con = self.connection()
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-
-    def close(self) -> None:
-        """Close this thread's connection (others close when their thread ends)."""
-        con = getattr(self._local, "con", None)
-        if con is not None and getattr(self._local, "pid", None) == os.getpid():
-            con.close()
-        self._local.con = None
-
-
-def _add_missing_columns(con: sqlite3.Connection,
-                         migrations: Iterable[tuple[str, str, str]]) -> None:
-    """``ALTER TABLE ... ADD COLUMN`` for each ``(table, column, definition)`` not there yet.
-
-    Runs inside the opening ``BEGIN IMMEDIATE``, so two processes opening an old file at once
-    cannot both add a column. SQLite adds a column without rewriting the rows; existing rows
-    read the column's default (``NULL`` here).
-    """
-    for table, column, definition in migrations:
-        have = {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
-        if column not in have:
-            con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-
-
-def _series(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, list[Any]]]:
-    """Group ``(name, step, value, values_json, ...)`` rows into per-name step/value lists."""
+def _series(rows: Iterable[tuple[Any, ...]]) -> dict[str, dict[str, list[Any]]]:
+    """Group ``(name, step, value, values_json, ...)`` rows into per-name step/value lists
+    (rows of one name together; names come out sorted, the same on every engine)."""
     out: dict[str, dict[str, list[Any]]] = {}
     loads = json.loads
     nan = math.nan
@@ -312,15 +192,19 @@ def _series(rows: list[tuple[Any, ...]]) -> dict[str, dict[str, list[Any]]]:
             values.append(loads(values_json))
         else:
             values.append(nan if value is None else value)  # SQLite stores NaN as NULL
-    return out
+    return dict(sorted(out.items()))
 
 
 # -- the store ---------------------------------------------------------------------------------
 _RUN_COLUMNS = (
-    "id, owner, title, spec_json, settings_json, seed, status, message, created_at, started_at, "
-    "finished_at, summary_json, versions_json, worker_pid, worker_host, stop_requested, "
-    "heartbeat_at, runner, device"
+    runs.c.id, runs.c.owner, runs.c.title, runs.c.spec_json, runs.c.settings_json, runs.c.seed,
+    runs.c.status, runs.c.message, runs.c.created_at, runs.c.started_at, runs.c.finished_at,
+    runs.c.summary_json, runs.c.versions_json, runs.c.worker_pid, runs.c.worker_host,
+    runs.c.stop_requested, runs.c.heartbeat_at, runs.c.runner, runs.c.device,
 )
+# with a list of rows, one multi-row statement per flush ("insertmanyvalues", which SQLAlchemy
+# uses for INSERT ... RETURNING on SQLite 3.35+ and PostgreSQL)
+_INSERT_METRICS = sa.insert(metrics).returning(metrics.c.id)
 
 
 def _run_from_row(row: tuple[Any, ...]) -> Run:
@@ -349,10 +233,12 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
     )
 
 
-def _beat(con: sqlite3.Connection, run_id: int) -> int:
+def _beat(con: sa.Connection, run_id: int) -> int:
     """Set a running run's heartbeat to now (inside the caller's transaction)."""
-    return con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running'",
-                       (time.time(), run_id)).rowcount
+    return con.execute(
+        sa.update(runs).where(runs.c.id == run_id, runs.c.status == "running")
+        .values(heartbeat_at=time.time())
+    ).rowcount
 
 
 def _check_status(status: str) -> None:
@@ -365,35 +251,76 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-class SQLiteStore:
-    """A store over one :class:`SQLiteFile` whose tables ``SCHEMA`` creates (if missing).
+def upsert(con: sa.Connection, table: sa.Table, rows: list[dict[str, Any]],
+           keys: Iterable[str]) -> None:
+    """Insert ``rows`` in one statement, replacing the columns of a row whose ``keys`` (a
+    unique index) match: ``INSERT ... ON CONFLICT (keys) DO UPDATE`` on SQLite (3.24+) and
+    PostgreSQL alike."""
+    if con.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    keys = list(keys)
+    stmt = insert(table).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=keys,
+        set_={c: stmt.excluded[c] for c in rows[0] if c not in keys},
+    )
+    con.execute(stmt)
 
-    Cheap to create and safe to pickle (only the path travels); each thread and process opens
-    its own connection on first use. ``path`` defaults to :func:`default_db_path`.
+
+class StoreBase:
+    """A store over one :class:`~playground.store.Database` (a path, a URL or the settings').
+
+    Cheap to create (opening checks the schema revision) and safe to pickle: only the URL
+    travels, and every process and thread takes connections from its own engine.
     """
 
-    SCHEMA = ""
-    MIGRATIONS: tuple[tuple[str, str, str], ...] = ()
+    def __init__(self, location: str | os.PathLike[str] | None = None):
+        self._db = Database(location)
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
-        self._db = SQLiteFile(path, self.SCHEMA, self.MIGRATIONS)
+    def __getstate__(self) -> dict[str, Any]:
+        return {"url": self._db.url}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._db = Database(state["url"], migrate=False)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._db!r})"
+
+    @property
+    def url(self) -> str:
+        """The database URL: ``RunStore(store.url)`` opens this store in any process."""
+        return self._db.url
 
     @property
     def path(self) -> Path:
-        return self._db.path
+        """The SQLite file; :class:`PlaygroundError` on PostgreSQL (pass :attr:`url`)."""
+        path = self._db.path
+        if path is None:
+            raise PlaygroundError("this store is a PostgreSQL database, not a file; "
+                                  "pass store.url to open it elsewhere")
+        return path
+
+    @property
+    def database(self) -> Database:
+        """The database (engine, transactions) under this store."""
+        return self._db
 
     def close(self) -> None:
-        self._db.close()
+        """Nothing to close: connections return to the process' pool after every call."""
 
-    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._db.connection().execute(sql, tuple(args)).fetchall()
+    def _read(self, statement: sa.Executable) -> list[sa.Row[Any]]:
+        return self._db.read(statement)
 
 
-class RunStore(SQLiteStore):
-    """Runs and their metrics in one SQLite file (see :class:`SQLiteStore`)."""
+class RunStore(StoreBase):
+    """Runs and their metrics in one database (see :class:`StoreBase`).
 
-    SCHEMA = _SCHEMA
-    MIGRATIONS = _MIGRATIONS
+    ``RunStore(location)``: ``location`` is a filesystem path (a SQLite file), a URL string
+    (``sqlite:///...``, ``postgresql+psycopg://...``) or ``None`` for the settings'
+    (``PLAYGROUND_DB_URL``, else ``$PLAYGROUND_RUN_DIR/playground.sqlite``).
+    """
 
     # -- runs --------------------------------------------------------------------------------
     def create_run(self, owner: str, title: str, spec: dict[str, Any],
@@ -407,55 +334,49 @@ class RunStore(SQLiteStore):
         title = _one_line(title or "", MAX_TITLE_CHARS)
         seed = settings.get("seed")
         with self._db.write() as con:
-            cur = con.execute(
-                "INSERT INTO runs (owner, title, spec_json, settings_json, seed, status, "
-                "created_at, versions_json) VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
-                (owner, title, _json(spec), _json(settings),
-                 int(seed) if isinstance(seed, int) else None, time.time(),
-                 _json(library_versions())),
-            )
-            return int(cur.lastrowid)  # type: ignore[arg-type]
+            result = con.execute(sa.insert(runs).values(
+                owner=owner, owner_key=name_key(owner), title=title, spec_json=_json(spec),
+                settings_json=_json(settings),
+                seed=int(seed) if isinstance(seed, int) else None, status="queued",
+                created_at=time.time(), versions_json=_json(library_versions()),
+            ))
+            return int(result.inserted_primary_key[0])
 
     def get_run(self, run_id: int) -> Run:
         """The run ``run_id``; :class:`PlaygroundError` if there is none."""
-        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (int(run_id),))
-        if not rows:
+        run = self.find_run(run_id)
+        if run is None:
             raise PlaygroundError(f"there is no run #{run_id} (it may have been deleted)")
-        return _run_from_row(rows[0])
+        return run
 
     def find_run(self, run_id: int) -> Run | None:
         """Like :meth:`get_run` but ``None`` when the run does not exist."""
-        rows = self._read(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (int(run_id),))
+        rows = self._read(sa.select(*_RUN_COLUMNS).where(runs.c.id == int(run_id)))
         return _run_from_row(rows[0]) if rows else None
 
     def list_runs(self, owner: str | None = None, statuses: Iterable[str] | None = None,
                   limit: int = 200) -> list[Run]:
         """Runs, newest first, optionally of one owner and/or in some statuses."""
-        where: list[str] = []
-        args: list[Any] = []
+        query = sa.select(*_RUN_COLUMNS)
         if owner is not None:
-            where.append("owner = ?")
-            args.append(normalise_owner(owner))
+            query = query.where(runs.c.owner_key == name_key(normalise_owner(owner)))
         if statuses is not None:
             wanted = list(statuses)
             for s in wanted:
                 _check_status(s)
             if not wanted:
                 return []
-            where.append(f"status IN ({','.join('?' * len(wanted))})")
-            args.extend(wanted)
-        sql = f"SELECT {_RUN_COLUMNS} FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(int(limit))
-        return [_run_from_row(r) for r in self._read(sql, args)]
+            query = query.where(runs.c.status.in_(wanted))
+        query = query.order_by(runs.c.id.desc()).limit(int(limit))
+        return [_run_from_row(r) for r in self._read(query)]
 
     def count_active(self, owner: str) -> int:
         """How many of ``owner``'s runs are queued or running."""
         rows = self._read(
-            "SELECT COUNT(*) FROM runs WHERE owner = ? AND status IN ('queued', 'running')",
-            (normalise_owner(owner),),
+            sa.select(sa.func.count()).select_from(runs).where(
+                runs.c.owner_key == name_key(normalise_owner(owner)),
+                runs.c.status.in_(ACTIVE_STATUSES),
+            )
         )
         return int(rows[0][0])
 
@@ -465,30 +386,26 @@ class RunStore(SQLiteStore):
         """Set a run's status (and message, summary); ``finished_at`` is set for final statuses.
 
         With ``only_if`` the change happens only while the run is in one of those statuses
-        (checked in the same statement, so two processes cannot both win). Returns whether the
-        run changed.
+        (checked in the same statement, so two processes cannot both win: SQLite runs one
+        writer at a time, PostgreSQL re-checks the condition on the row it locked). Returns
+        whether the run changed.
         """
         _check_status(status)
-        sets = ["status = ?", "message = ?"]
-        args: list[Any] = [status, _one_line(message)]
+        values: dict[str, Any] = {"status": status, "message": _one_line(message)}
         if summary is not None:
-            sets.append("summary_json = ?")
-            args.append(_json(summary))
+            values["summary_json"] = _json(summary)
         if status in DONE_STATUSES:
-            sets.append("finished_at = ?")
-            args.append(time.time())
+            values["finished_at"] = time.time()
         elif status == "queued":
-            sets += ["started_at = NULL", "finished_at = NULL", "stop_requested = 0"]
-        sql = f"UPDATE runs SET {', '.join(sets)} WHERE id = ?"
-        args.append(int(run_id))
+            values.update(started_at=None, finished_at=None, stop_requested=0)
+        stmt = sa.update(runs).where(runs.c.id == int(run_id)).values(**values)
         if only_if is not None:
             allowed = list(only_if)
             for s in allowed:
                 _check_status(s)
-            sql += f" AND status IN ({','.join('?' * len(allowed))})"
-            args.extend(allowed)
+            stmt = stmt.where(runs.c.status.in_(allowed))
         with self._db.write() as con:
-            return con.execute(sql, args).rowcount == 1
+            return con.execute(stmt).rowcount == 1
 
     def mark_started(self, run_id: int, pid: int | None = None, *, runner: str | None = None,
                      device: str | None = None, node: str | None = None) -> bool:
@@ -500,15 +417,15 @@ class RunStore(SQLiteStore):
         cancelled a moment earlier or claimed by another worker.
         """
         now = time.time()
+        stmt = (
+            sa.update(runs).where(runs.c.id == int(run_id), runs.c.status == "queued")
+            .values(status="running", started_at=now, heartbeat_at=now,
+                    worker_pid=os.getpid() if pid is None else int(pid),
+                    worker_host=node or platform.node(), versions_json=_json(library_versions()),
+                    message="", runner=runner, device=device)
+        )
         with self._db.write() as con:
-            cur = con.execute(
-                "UPDATE runs SET status = 'running', started_at = ?, heartbeat_at = ?, "
-                "worker_pid = ?, worker_host = ?, versions_json = ?, message = '', "
-                "runner = ?, device = ? WHERE id = ? AND status = 'queued'",
-                (now, now, os.getpid() if pid is None else int(pid), node or platform.node(),
-                 _json(library_versions()), runner, device, int(run_id)),
-            )
-            return cur.rowcount == 1
+            return con.execute(stmt).rowcount == 1
 
     def heartbeat(self, run_id: int) -> bool:
         """Record that the process training ``run_id`` is alive; ``False`` once the run is no
@@ -519,10 +436,11 @@ class RunStore(SQLiteStore):
     def request_stop(self, run_id: int) -> None:
         """Raise the stop flag; the worker's ``should_stop`` sees it within a fraction of a s."""
         with self._db.write() as con:
-            con.execute("UPDATE runs SET stop_requested = 1 WHERE id = ?", (int(run_id),))
+            con.execute(sa.update(runs).where(runs.c.id == int(run_id))
+                        .values(stop_requested=1))
 
     def stop_requested(self, run_id: int) -> bool:
-        rows = self._read("SELECT stop_requested FROM runs WHERE id = ?", (int(run_id),))
+        rows = self._read(sa.select(runs.c.stop_requested).where(runs.c.id == int(run_id)))
         return bool(rows and rows[0][0])
 
     def delete_run(self, run_id: int) -> None:
@@ -530,10 +448,11 @@ class RunStore(SQLiteStore):
         run = self.get_run(run_id)
         if run.is_active:
             raise PlaygroundError(f"run #{run_id} is {run.status}; stop it before deleting it")
+        rid = int(run_id)
         with self._db.write() as con:
-            con.execute("DELETE FROM metrics WHERE run_id = ?", (int(run_id),))
-            con.execute("DELETE FROM run_meta WHERE run_id = ?", (int(run_id),))
-            con.execute("DELETE FROM runs WHERE id = ?", (int(run_id),))
+            con.execute(sa.delete(metrics).where(metrics.c.run_id == rid))
+            con.execute(sa.delete(run_meta).where(run_meta.c.run_id == rid))
+            con.execute(sa.delete(runs).where(runs.c.id == rid))
 
     def recover_interrupted(self, stale_after_s: float | None = None, *,
                             queued: bool = True, skip: Iterable[int] = ()) -> list[int]:
@@ -545,6 +464,8 @@ class RunStore(SQLiteStore):
         server's, keeps beating and is left alone. With ``queued`` (a server starting: no queue
         survives its server) every ``queued`` run is marked too; a running server sweeps with
         ``queued=False`` and ``skip`` = the runs its own workers hold. Metrics are kept.
+        Each change re-checks the status it saw, so a run that started or finished meanwhile
+        (another server, on PostgreSQL) is left alone.
         """
         if stale_after_s is None:
             stale_after_s = float(get_settings().heartbeat_timeout_s)
@@ -553,9 +474,10 @@ class RunStore(SQLiteStore):
         changed: list[int] = []
         with self._db.write() as con:
             rows = con.execute(
-                "SELECT id, status, heartbeat_at, COALESCE(started_at, created_at) FROM runs "
-                "WHERE status IN ('queued', 'running')"
-            ).fetchall()
+                sa.select(runs.c.id, runs.c.status, runs.c.heartbeat_at,
+                          sa.func.coalesce(runs.c.started_at, runs.c.created_at))
+                .where(runs.c.status.in_(ACTIVE_STATUSES))
+            ).all()
             for rid, status, beat, started in rows:
                 if int(rid) in skipped:
                     continue
@@ -571,12 +493,13 @@ class RunStore(SQLiteStore):
                                f"are kept")
                 else:
                     continue
-                con.execute(
-                    "UPDATE runs SET status = 'interrupted', message = ?, finished_at = ? "
-                    "WHERE id = ? AND status = ?",
-                    (message, now, rid, status),
-                )
-                changed.append(int(rid))
+                done = con.execute(
+                    sa.update(runs).where(runs.c.id == rid, runs.c.status == status,
+                                          _same(runs.c.heartbeat_at, beat))
+                    .values(status="interrupted", message=message, finished_at=now)
+                ).rowcount
+                if done == 1:
+                    changed.append(int(rid))
         return changed
 
     # -- metrics -----------------------------------------------------------------------------
@@ -587,36 +510,42 @@ class RunStore(SQLiteStore):
         (a per-layer vector) or ``{"step", "name", "labels"}`` (the labels a vector series
         follows; stored once per run under ``name``, see :meth:`layer_labels`). NaN and inf
         values are kept. The same transaction refreshes a running run's heartbeat.
+
+        The rows go in as one multi-row ``INSERT ... VALUES (...), (...) RETURNING id``
+        (SQLAlchemy's "insertmanyvalues": the statement is compiled once and spliced per row
+        count, far cheaper than compiling ``insert().values(rows)``), split only where one
+        statement would carry more bound parameters than the database takes
+        (:func:`playground.store.engine.max_bind_params`). On PostgreSQL the flush first takes
+        a per-run advisory lock, so ids are drawn in commit order for any one run and a
+        poller's cursor never skips a batch that committed late.
         """
-        rows: list[tuple[Any, ...]] = []
-        meta: list[tuple[Any, ...]] = []
+        rows: list[dict[str, Any]] = []
+        meta: list[dict[str, Any]] = []
         rid = int(run_id)
         for rec in records:
             name = str(rec["name"])
             step = int(rec.get("step", 0))
             if "labels" in rec:
-                meta.append((rid, f"labels:{name}", _json([str(x) for x in rec["labels"]])))
+                meta.append({"run_id": rid, "key": f"labels:{name}",
+                             "value_json": _json([str(x) for x in rec["labels"]])})
             elif "values" in rec:
-                rows.append((rid, step, name, None, _json([float(v) for v in rec["values"]])))
+                rows.append({"run_id": rid, "step": step, "name": name, "value": None,
+                             "values_json": _json([float(v) for v in rec["values"]])})
             elif "value" in rec:
-                rows.append((rid, step, name, float(rec["value"]), None))
+                rows.append({"run_id": rid, "step": step, "name": name,
+                             "value": float(rec["value"]), "values_json": None})
             else:
                 raise ValueError(f"metric record {rec!r} has no value, values or labels")
         if not rows and not meta:
             return 0
         with self._db.write() as con:
+            if con.dialect.name == "postgresql":
+                con.execute(sa.select(sa.func.pg_advisory_xact_lock(METRICS_LOCK_CLASS, rid)))
             _beat(con, rid)  # writing its metrics is a sign of life of the run's process
             if rows:
-                con.executemany(
-                    "INSERT INTO metrics (run_id, step, name, value, values_json) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                )
+                con.execute(_INSERT_METRICS, rows)
             if meta:
-                con.executemany(
-                    "INSERT OR REPLACE INTO run_meta (run_id, key, value_json) VALUES (?, ?, ?)",
-                    meta,
-                )
+                upsert(con, run_meta, meta, keys=("run_id", "key"))
         return len(rows)
 
     def get_metrics(self, run_id: int, names: Iterable[str] | None = None,
@@ -628,70 +557,82 @@ class RunStore(SQLiteStore):
         trainer labels activation statistics with the step *before* the update that measured
         them, so such a record can arrive after later steps were stored.
         """
-        sql = "SELECT name, step, value, values_json FROM metrics WHERE run_id = ? AND step > ?"
-        args: list[Any] = [int(run_id), int(since_step)]
+        query = (
+            sa.select(metrics.c.name, metrics.c.step, metrics.c.value, metrics.c.values_json)
+            .where(metrics.c.run_id == int(run_id), metrics.c.step > int(since_step))
+        )
         if names is not None:
             wanted = list(dict.fromkeys(names))
             if not wanted:
                 return {}
-            sql += f" AND name IN ({','.join('?' * len(wanted))})"
-            args.extend(wanted)
-        sql += " ORDER BY name, step"
-        return _series(self._read(sql, args))
+            query = query.where(metrics.c.name.in_(wanted))
+        query = query.order_by(metrics.c.name, metrics.c.step, metrics.c.id)
+        return _series(self._read(query))
 
     def poll_metrics(self, run_id: int, cursor: int = 0, names: Iterable[str] | None = None
                      ) -> tuple[dict[str, dict[str, list[Any]]], int]:
         """Records stored after ``cursor`` (``0``: all) and the cursor to pass next time.
 
-        The cursor is a row id: rows are numbered in commit order, so a page that polls with
-        the cursor it was last given sees every record exactly once, whatever step it carries.
-        Costs about a millisecond for a run of 5,000 steps when nothing is new.
+        The cursor is a metric row id: a run's rows are numbered in commit order, so a page
+        that polls with the cursor it was last given sees every record exactly once, whatever
+        step it carries. One indexed range read on ``(run_id, id)``.
         """
-        sql = ("SELECT name, step, value, values_json, rowid FROM metrics "
-               "WHERE run_id = ? AND rowid > ?")
-        args: list[Any] = [int(run_id), int(cursor)]
+        query = (
+            sa.select(metrics.c.name, metrics.c.step, metrics.c.value, metrics.c.values_json,
+                      metrics.c.id)
+            .where(metrics.c.run_id == int(run_id), metrics.c.id > int(cursor))
+        )
         if names is not None:
             wanted = list(dict.fromkeys(names))
             if not wanted:
                 return {}, int(cursor)
-            sql += f" AND name IN ({','.join('?' * len(wanted))})"
-            args.extend(wanted)
-        sql += " ORDER BY rowid"
-        rows = self._read(sql, args)
+            query = query.where(metrics.c.name.in_(wanted))
+        rows = self._read(query.order_by(metrics.c.id))
         return _series(rows), (int(rows[-1][4]) if rows else int(cursor))
 
+    def count_metrics(self, run_ids: Iterable[int]) -> dict[int, int]:
+        """Metric records stored per run, for many runs in one query (absent: none)."""
+        ids = sorted({int(r) for r in run_ids})
+        if not ids:
+            return {}
+        rows = self._read(sa.select(metrics.c.run_id, sa.func.count())
+                          .where(metrics.c.run_id.in_(ids)).group_by(metrics.c.run_id))
+        return {int(rid): int(n) for rid, n in rows}
+
     def metric_names(self, run_id: int) -> list[str]:
-        """Names of the series a run has recorded, sorted."""
-        rows = self._read("SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY name",
-                          (int(run_id),))
-        return [r[0] for r in rows]
+        """Names of the series a run has recorded, sorted (by code point, on every engine)."""
+        rows = self._read(sa.select(metrics.c.name).distinct()
+                          .where(metrics.c.run_id == int(run_id)))
+        return sorted(r[0] for r in rows)
 
     def last_step(self, run_id: int) -> int:
         """The highest step recorded for a run, ``-1`` before the first record."""
-        rows = self._read("SELECT MAX(step) FROM metrics WHERE run_id = ?", (int(run_id),))
+        rows = self._read(sa.select(sa.func.max(metrics.c.step))
+                          .where(metrics.c.run_id == int(run_id)))
         return -1 if rows[0][0] is None else int(rows[0][0])
 
     def layer_labels(self, run_id: int, name: str = "layers") -> list[str]:
         """The layer names per-layer vectors are ordered by (from the ``layers`` record)."""
-        rows = self._read("SELECT value_json FROM run_meta WHERE run_id = ? AND key = ?",
-                          (int(run_id), f"labels:{name}"))
-        return json.loads(rows[0][0]) if rows else []
+        return self.get_meta(run_id, f"labels:{name}", [])
 
     # -- run_meta ----------------------------------------------------------------------------
     def set_meta(self, run_id: int, key: str, value: Any) -> None:
         """Attach a small JSON value to a run (overwrites the same key)."""
         with self._db.write() as con:
-            con.execute(
-                "INSERT OR REPLACE INTO run_meta (run_id, key, value_json) VALUES (?, ?, ?)",
-                (int(run_id), key, _json(value)),
-            )
+            upsert(con, run_meta, [{"run_id": int(run_id), "key": key,
+                                    "value_json": _json(value)}], keys=("run_id", "key"))
 
     def get_meta(self, run_id: int, key: str, default: Any = None) -> Any:
-        rows = self._read("SELECT value_json FROM run_meta WHERE run_id = ? AND key = ?",
-                          (int(run_id), key))
+        rows = self._read(sa.select(run_meta.c.value_json)
+                          .where(run_meta.c.run_id == int(run_id), run_meta.c.key == key))
         return json.loads(rows[0][0]) if rows else default
 
 
-def open_store(path: str | os.PathLike[str] | None = None) -> RunStore:
-    """A :class:`RunStore` at ``path`` or at :func:`default_db_path`."""
-    return RunStore(path)
+def _same(column: sa.ColumnElement[Any], value: Any) -> sa.ColumnElement[bool]:
+    """``column`` equals ``value``, NULL matching NULL (``IS NULL`` rather than ``= NULL``)."""
+    return column.is_(None) if value is None else column == value
+
+
+def open_store(location: str | os.PathLike[str] | None = None) -> RunStore:
+    """A :class:`RunStore` at ``location`` (path or URL) or at the settings' database."""
+    return RunStore(location)

@@ -3,9 +3,9 @@
 The first run after a server start used to pay for everything a process does only once:
 building its data set (seconds for ``shapes``), the first call of every kernel, the allocator,
 a CUDA context. :func:`warm_up_tasks` yields that work as small callables, the most useful
-first; the worker (:func:`playground.jobs._worker_main`) runs them one at a time while no run
-is waiting (:func:`run_while_idle`), so a run that arrives meanwhile waits for at most the task
-in progress:
+first; the worker (:func:`playground.runners.local._worker_main`) runs them one at a time
+while no run is waiting (:func:`run_while_idle`), so a run that arrives meanwhile waits for at
+most the task in progress:
 
 - the data set of every preset at the input its training uses by default, through the
   trainer's own loading call (:func:`playground.train.prefetch_data`), so the in-process

@@ -4,6 +4,7 @@ its address reopens the run and the network; suites are grouped and the run list
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import pytest
@@ -67,8 +68,10 @@ def test_start_run_see_it_live_and_finish(at: AppTest) -> None:
     assert not at.error, [e.value for e in at.error]
     wait_until(at, lambda: "finished" in _progress(at), what="the run to finish")
     assert "step 60 of 60" in _progress(at)
-    assert any(c.value.startswith("Trained on cpu · ") and "samples/s" in c.value
-               for c in at.caption), [c.value for c in at.caption]
+    # where it ran: the device, this machine's name and the runner backend (md-escaped)
+    shown_text = [c.value.replace("\\", "").replace("\u2060", "") for c in at.caption]
+    assert any(t.startswith(f"Trained on cpu of {platform.node()} (local workers) · ")
+               and "samples/s" in t for t in shown_text), shown_text
     values = {m.label: m.value for m in at.metric}
     assert values["Validation accuracy"].endswith("%")
     assert len(at.get("plotly_chart")) >= 2  # loss and accuracy

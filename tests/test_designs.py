@@ -1,4 +1,7 @@
-"""Saved designs: save, list, load, overwrite, delete; owners kept apart; clear errors."""
+"""Saved designs: save, list, load, overwrite, delete; owners kept apart; clear errors.
+
+Every test runs on a SQLite file and on a real PostgreSQL database (``db_url`` in conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,8 @@ from playground.presets import get_preset
 
 
 @pytest.fixture()
-def designs(tmp_path) -> DesignStore:
-    return DesignStore(tmp_path / "playground.sqlite")
+def designs(db_url: str) -> DesignStore:
+    return DesignStore(db_url)
 
 
 def test_save_list_load_overwrite_delete(designs: DesignStore) -> None:
@@ -83,6 +86,7 @@ def test_dict_specs_are_validated(designs: DesignStore) -> None:
 
 def test_module_functions_use_the_run_dir(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("PLAYGROUND_RUN_DIR", str(tmp_path / "runs"))
+    monkeypatch.delenv("PLAYGROUND_DB_URL", raising=False)
     save_design("Ada", "net", get_preset("mlp_points"))
     assert (tmp_path / "runs" / "playground.sqlite").exists()
     assert [d.name for d in list_designs("Ada")] == ["net"]
@@ -91,3 +95,18 @@ def test_module_functions_use_the_run_dir(tmp_path, monkeypatch) -> None:
     other = tmp_path / "elsewhere.sqlite"
     save_design("Ada", "net", get_preset("mlp_points"), path=other)
     assert [d.name for d in list_designs("Ada", path=other)] == ["net"]
+
+
+def test_module_functions_use_the_db_url_and_share_it_with_runs(postgres_url, tmp_path,
+                                                                 monkeypatch) -> None:
+    from playground.runs import RunStore
+
+    monkeypatch.setenv("PLAYGROUND_RUN_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("PLAYGROUND_DB_URL", postgres_url)
+    save_design("Ada", "net", get_preset("mlp_points"))
+    assert not (tmp_path / "runs" / "playground.sqlite").exists()  # nothing on disk
+    # the same database as the run store's: another handle on the URL sees the design
+    assert [d.name for d in DesignStore(postgres_url).list_designs("ADA")] == ["net"]
+    assert RunStore().url == DesignStore().url == postgres_url
+    assert load_design("ada", "NET").name == "mlp_points"
+    assert delete_design("Ada", "net")

@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from playground.errors import PlaygroundError
-from playground.jobs import Limits, LocalRunner, check_limits, execute_run, plan_workers
+from playground.jobs import Limits, check_limits, execute_run
 from playground.presets import get_preset
+from playground.runners.local import LocalRunner, plan_workers
 from playground.runs import RunStore
 
 pytestmark = pytest.mark.timeout(600)
@@ -53,7 +54,7 @@ def wait_done(store: RunStore, run_id: int, timeout: float = LIVENESS_S) -> str:
 
 
 # -- injected job functions (top level: spawn pickles them by name) ----------------------------
-def job_by_title(run_id: int, store_path: str) -> None:
+def job_by_title(run_id: int, store_path: str, **_: object) -> None:
     store = RunStore(store_path)
     title = store.get_run(run_id).title
     if title == "raise":
@@ -237,9 +238,9 @@ def test_job_that_returns_without_a_result_fails(fake_runner: LocalRunner) -> No
 
 def test_run_ignoring_its_stop_flag_has_its_worker_replaced(fake_runner: LocalRunner,
                                                             monkeypatch) -> None:
-    import playground.jobs as jobs
+    import playground.runners.local as local
 
-    monkeypatch.setattr(jobs, "STOP_GRACE_S", 0.5)  # read by the monitor thread in this process
+    monkeypatch.setattr(local, "STOP_GRACE_S", 0.5)  # read by the monitor thread in this process
     store = fake_runner.store
     rid = store.create_run("ada", "hang", MLP, _settings())
     fake_runner.submit(rid)
@@ -408,18 +409,26 @@ def test_warm_up_loads_exactly_what_default_runs_of_the_presets_load(monkeypatch
 
 
 # -- plumbing ----------------------------------------------------------------------------------
-def test_plan_workers_one_per_gpu_else_cpu_count() -> None:
-    assert plan_workers("auto", 3, cuda_count=0) == [None, None, None]
-    assert plan_workers("auto", 3, cuda_count=2) == ["cuda:0", "cuda:1"]
-    assert plan_workers("cuda", 1, cuda_count=4) == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
-    assert plan_workers("cuda:1", 3, cuda_count=2) == ["cuda:1"]
-    assert plan_workers("cpu", 2, cuda_count=2) == [None, None]
-    assert plan_workers("mps", 0, cuda_count=0) == [None]
+def test_plan_workers_per_gpu_share_else_cpu_count() -> None:
+    one = {"gpus_per_run": 1.0}
+    assert plan_workers("auto", 3, cuda_count=0, **one) == [None, None, None]
+    assert plan_workers("auto", 3, cuda_count=2, **one) == ["cuda:0", "cuda:1"]
+    assert plan_workers("cuda", 1, cuda_count=4, **one) == ["cuda:0", "cuda:1", "cuda:2",
+                                                             "cuda:3"]
+    assert plan_workers("cuda:1", 3, cuda_count=2, **one) == ["cuda:1"]
+    assert plan_workers("cpu", 2, cuda_count=2, **one) == [None, None]
+    assert plan_workers("mps", 0, cuda_count=0, **one) == [None]
+    # several runs per GPU: floor(1 / share) workers each, spread over the GPUs in turn
+    assert plan_workers("auto", 3, cuda_count=2, gpus_per_run=0.25) == \
+        ["cuda:0", "cuda:1"] * 4
+    assert plan_workers("cuda:1", 3, cuda_count=2, gpus_per_run=0.3) == ["cuda:1"] * 3
+    assert plan_workers("cuda", 1, cuda_count=1, gpus_per_run=0.0) == ["cuda:0"]
+    assert plan_workers("cpu", 2, cuda_count=2, gpus_per_run=0.25) == [None, None]
 
 
 PAGE_SCRIPT = """
 import sys, time
-from playground.jobs import LocalRunner
+from playground.runners.local import LocalRunner
 from playground.presets import get_preset
 
 # no `if __name__ == "__main__"` guard, as in a Streamlit page: spawn must not re-run this

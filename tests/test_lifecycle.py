@@ -120,7 +120,7 @@ def test_cli_train_ended_by_a_signal_stops_its_run(tmp_path, sig: signal.Signals
 # -- 12: workers die with their server ---------------------------------------------------------
 SERVER = """
 import sys, time
-from playground.jobs import LocalRunner
+from playground.runners.local import LocalRunner
 from playground.presets import get_preset
 
 runner = LocalRunner(sys.argv[1], workers=1)
@@ -288,16 +288,16 @@ def test_recovery_finds_a_zombie_by_its_stale_heartbeat_and_spares_a_live_run(tm
 
 
 def test_a_running_server_sweeps_runs_whose_heartbeat_stopped(tmp_path, monkeypatch) -> None:
-    import playground.jobs as jobs
+    import playground.runners.local as local
 
     monkeypatch.setenv("PLAYGROUND_HEARTBEAT_TIMEOUT_S", "1")
     monkeypatch.setenv("PLAYGROUND_DEVICE", "cpu")
-    monkeypatch.setattr(jobs, "SWEEP_EVERY_S", 0.2)  # read by the monitor thread here
+    monkeypatch.setattr(local, "SWEEP_EVERY_S", 0.2)  # read by the monitor thread here
     store = RunStore(tmp_path / "playground.sqlite")
     # a run another process claimed and then abandoned without a word (it beat once, at start)
     lost = store.create_run("ada", "lost", MLP, LONG)
     assert store.mark_started(lost, pid=os.getpid())
-    with jobs.LocalRunner(store.path, workers=1) as runner:
+    with local.LocalRunner(store.path, workers=1) as runner:
         assert runner.wait_ready(90), runner.status()
         mine = runner.start_run("bob", "mine", MLP, {**LONG, "steps": 30})
         wait_for(lambda: store.get_run(lost).status == "interrupted")

@@ -1,4 +1,8 @@
-"""The run store: round trips, vectors, incremental reads, concurrency and restart recovery."""
+"""The run store: round trips, vectors, incremental reads, concurrency and restart recovery.
+
+Every test that takes ``store`` or ``db_url`` runs twice: on a SQLite file and on a real
+PostgreSQL database (fixtures in conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,19 @@ import os
 import sqlite3
 
 import pytest
+import sqlalchemy as sa
 
 from playground.errors import PlaygroundError
 from playground.runs import STATUSES, RunStore, normalise_owner
+from playground.store.schema import runs
 
 SPEC = {"name": "tiny", "stages": [{"block": "linear", "depth": 1, "width": 4}]}
 SETTINGS = {"dataset": "spirals", "steps": 30, "seed": 7, "device": "cpu"}
 
 
 @pytest.fixture()
-def store(tmp_path) -> RunStore:
-    return RunStore(tmp_path / "playground.sqlite")
+def store(db_url: str) -> RunStore:
+    return RunStore(db_url)
 
 
 def _records(steps: range, layers: int = 3) -> list[dict]:
@@ -190,12 +196,13 @@ def test_stop_flag_and_delete(store: RunStore) -> None:
     assert not store.stop_requested(requeued)
 
 
-def test_store_uses_wal_and_a_busy_timeout(store: RunStore) -> None:
+def test_store_uses_wal_and_a_busy_timeout(tmp_path) -> None:
+    store = RunStore(tmp_path / "playground.sqlite")
     con = sqlite3.connect(store.path)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     con.close()
-    own = store._db.connection()
-    assert own.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+    with store.database.reading() as own:
+        assert own.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 1000
 
 
 def _writer(path: str, run_id: int, offset: int, batches: int) -> None:
@@ -208,7 +215,7 @@ def _writer(path: str, run_id: int, offset: int, batches: int) -> None:
 def test_two_writer_processes_lose_no_rows(store: RunStore) -> None:
     rid = store.create_run("ada", "", SPEC, SETTINGS)
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(str(store.path), rid, k * 100_000, 40))
+    procs = [ctx.Process(target=_writer, args=(store.url, rid, k * 100_000, 40))
              for k in range(2)]
     for p in procs:
         p.start()
@@ -232,17 +239,18 @@ def _dead_pid() -> int:
     return int(proc.pid)
 
 
-def _age_heartbeat(path, run_id: int, seconds: float) -> None:
-    """Make a run's last heartbeat ``seconds`` old, as a process that died then would leave it."""
-    con = sqlite3.connect(path)
-    with con:
-        con.execute("UPDATE runs SET heartbeat_at = heartbeat_at - ? WHERE id = ?",
-                    (seconds, run_id))
-    con.close()
+def _age_heartbeat(url: str, run_id: int, seconds: float) -> None:
+    """Make a run's last heartbeat ``seconds`` old, as a process that died then would leave it
+    (through an engine of its own, as another process would)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as con:
+        con.execute(sa.update(runs).where(runs.c.id == run_id)
+                    .values(heartbeat_at=runs.c.heartbeat_at - seconds))
+    engine.dispose()
 
 
-def test_restart_marks_orphaned_runs_interrupted_and_keeps_metrics(tmp_path) -> None:
-    path = tmp_path / "playground.sqlite"
+def test_restart_marks_orphaned_runs_interrupted_and_keeps_metrics(db_url: str) -> None:
+    path = db_url
     old_server = RunStore(path)
     # liveness is the heartbeat, never the pid: a live pid with a silent run is gone, a
     # dead pid with a fresh heartbeat (another machine, a reused id) is alive
@@ -275,13 +283,13 @@ def test_heartbeats_keep_a_run_alive_and_stop_with_it(store: RunStore) -> None:
     store.mark_started(rid, pid=os.getpid())
     first = store.get_run(rid).heartbeat_at
     assert first is not None
-    _age_heartbeat(store.path, rid, 10.0)
+    _age_heartbeat(store.url, rid, 10.0)
     assert store.heartbeat(rid)
     assert store.get_run(rid).heartbeat_at >= first  # back to now
-    _age_heartbeat(store.path, rid, 10.0)
+    _age_heartbeat(store.url, rid, 10.0)
     store.append_metrics(rid, _records(range(3)))  # a batch of metrics beats too
     assert store.get_run(rid).heartbeat_at >= first
-    _age_heartbeat(store.path, rid, 10.0)
+    _age_heartbeat(store.url, rid, 10.0)
     # a running server's sweep: queued runs and its own runs are left alone
     queued = store.create_run("ada", "", SPEC, SETTINGS)
     assert store.recover_interrupted(5.0, queued=False, skip=[rid]) == []
@@ -335,7 +343,8 @@ def test_a_store_file_from_before_heartbeats_is_upgraded_in_place(tmp_path) -> N
     store = RunStore(path)  # opening it again changes nothing
     columns = [r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(runs)")]
     assert columns.count("heartbeat_at") == 1
-    assert columns[-3:] == ["heartbeat_at", "runner", "device"]  # added, in order
+    # added, in order, after the columns the file had
+    assert columns[16:19] == ["heartbeat_at", "runner", "device"]
     finished, running, queued = sorted(store.list_runs(), key=lambda r: r.id)
     assert finished.title == "old finished" and finished.summary == {"final_loss": 0.5}
     assert finished.seed == 7 and running.heartbeat_at is None
@@ -348,9 +357,15 @@ def test_a_store_file_from_before_heartbeats_is_upgraded_in_place(tmp_path) -> N
     assert len(store.list_runs()) == 4
 
 
-def test_store_pickles_as_its_path(store: RunStore) -> None:
+def test_store_pickles_as_its_url(store: RunStore) -> None:
     import pickle
 
     rid = store.create_run("ada", "", SPEC, SETTINGS)
     copy = pickle.loads(pickle.dumps(store))
-    assert copy.path == store.path and copy.get_run(rid).id == rid
+    assert copy.url == store.url and copy.get_run(rid).id == rid
+    assert RunStore(store.url).get_run(rid).id == rid  # what a worker does with the URL
+    if store.url.startswith("sqlite"):
+        assert copy.path == store.path and RunStore(store.path).get_run(rid).id == rid
+    else:
+        with pytest.raises(PlaygroundError, match="not a file"):
+            _ = store.path

@@ -210,8 +210,8 @@ def _values_help(name: str) -> str:
 
 # -- results -------------------------------------------------------------------------------------
 @st.cache_data(max_entries=128, show_spinner=False)
-def _done_series(store_path: str, run_id: int, finished_at: float) -> dict[str, Any]:
-    return RunStore(store_path).get_metrics(run_id, SERIES)
+def _done_series(store_url: str, run_id: int, finished_at: float) -> dict[str, Any]:
+    return RunStore(store_url).get_metrics(run_id, SERIES)
 
 
 def _series(store: RunStore, run_id: int) -> dict[str, Any]:
@@ -220,7 +220,7 @@ def _series(store: RunStore, run_id: int) -> dict[str, Any]:
         return {}
     if run.status in ACTIVE_STATUSES:
         return store.get_metrics(run_id, SERIES)
-    return _done_series(str(store.path), run_id, run.finished_at or 0.0)
+    return _done_series(store.url, run_id, run.finished_at or 0.0)
 
 
 def _batch_label(b: Batch, store: RunStore) -> str:

@@ -166,10 +166,10 @@ def legend(pairs: list[tuple[str, str]]) -> None:
 
 # -- run metrics ---------------------------------------------------------------------------------
 @st.cache_data(max_entries=64, show_spinner=False)
-def _finished_series(store_path: str, run_id: int, finished_at: float) -> dict[str, Any]:
+def _finished_series(store_url: str, run_id: int, finished_at: float) -> dict[str, Any]:
     from playground.runs import RunStore
 
-    return RunStore(store_path).get_metrics(run_id, RUN_SERIES)
+    return RunStore(store_url).get_metrics(run_id, RUN_SERIES)
 
 
 def run_series(item: CompareItem) -> dict[str, Any]:
@@ -177,7 +177,7 @@ def run_series(item: CompareItem) -> dict[str, Any]:
     run = item.run
     assert run is not None
     store = get_store()
-    return _finished_series(str(store.path), run.id, run.finished_at or 0.0)
+    return _finished_series(store.url, run.id, run.finished_at or 0.0)
 
 
 # -- the tab -------------------------------------------------------------------------------------

@@ -1,33 +1,44 @@
-"""The server's run store and job runner, one of each per store path (``st.cache_resource``).
+"""The server's run store and job runner, one of each per store URL (``st.cache_resource``).
 
-The runner's worker processes outlive script reruns and serve every session. On first use the
-store marks runs that a previous server left running as interrupted (their metrics stay).
+The runner (``PLAYGROUND_RUNNER``: local worker processes or Ray) outlives script reruns and
+serves every session; this is the one place a server creates it, so ``ray.init`` runs once per
+server process, never in a script rerun. On first use the store marks runs that a previous
+server left running as interrupted (their metrics stay).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from playground.jobs import LocalRunner
-from playground.runs import RunStore, default_db_path
+from playground.runners import Runner, make_runner
+from playground.runs import RunStore
+from playground.store import default_url
+
+_STARTED: dict[str, Runner] = {}  # the runners _runner made, by store URL
 
 
 @st.cache_resource(show_spinner=False)
-def _store(path: str) -> RunStore:
-    store = RunStore(path)
+def _store(url: str) -> RunStore:
+    store = RunStore(url)
     store.recover_interrupted()
     return store
 
 
 @st.cache_resource(show_spinner="Starting the training workers...")
-def _runner(path: str) -> LocalRunner:
-    _store(path)  # recover before any new run is queued
-    return LocalRunner(path)
+def _runner(url: str) -> Runner:
+    runner = make_runner(store=_store(url))  # recovered before any new run is queued
+    _STARTED[url] = runner
+    return runner
 
 
 def get_store() -> RunStore:
-    return _store(str(default_db_path()))
+    return _store(default_url())
 
 
-def get_runner() -> LocalRunner:
-    return _runner(str(default_db_path()))
+def get_runner() -> Runner:
+    return _runner(default_url())
+
+
+def started_runner() -> Runner | None:
+    """The server's runner if it was started already (asking never starts one)."""
+    return _STARTED.get(default_url())

@@ -24,9 +24,10 @@ import streamlit as st
 from playground.errors import PlaygroundError
 from playground.format import fmt_duration, fmt_int, fmt_wall
 from playground.run_groups import same_owner
+from playground.runners.fair import describe_position
 from playground.runs import ACTIVE_STATUSES, Run
 from ui.charts import PALETTE
-from ui.jobs import get_runner, get_store
+from ui.jobs import get_runner, get_store, started_runner
 from ui.run_charts import (
     accuracy_chart,
     activation_stats_chart,
@@ -104,6 +105,8 @@ def _header(run: Run, series: dict[str, Any], user: str) -> None:
     if eta is not None:
         text += f", about {fmt_duration(eta)} left"
     st.progress(min(done / max(total, 1), 1.0), text=text)
+    if run.status == "queued" and (place := _queue_place(run.id)):
+        st.caption(place)
     # messages may quote a worker's exception, and with it the design's names and values
     message = md_escape(run.message)
     if run.status == "diverged":
@@ -114,18 +117,37 @@ def _header(run: Run, series: dict[str, Any], user: str) -> None:
         st.info(message)
     elif run.status == "finished" and message:
         st.success(message)
-    if run.status not in ACTIVE_STATUSES and (where := _where_and_speed(run.summary)):
-        st.caption(where)
+    if run.status not in ACTIVE_STATUSES and (where := _where_and_speed(run.summary,
+                                                                        _machine(run))):
+        st.caption(md_escape(where))
+    elif run.status == "running" and run.runner:
+        st.caption(md_escape(f"Training on {run.device or 'its device'}{_machine(run)}"))
 
 
-def _where_and_speed(summary: dict[str, Any]) -> str:
-    """'Trained on cuda:0 with bf16 mixed precision · 41,000 samples/s · 12 s in all'."""
+def _queue_place(run_id: int) -> str:
+    """'3rd in line, starts in about 40 s' for a run waiting in this server's runner."""
+    runner = started_runner()
+    where = runner.queue_position(run_id) if runner is not None else None
+    return describe_position(*where) if where is not None else ""
+
+
+def _machine(run: Run) -> str:
+    """' of gpu-2 (Ray)': the machine and runner backend a run used, if recorded."""
+    if not run.runner:
+        return ""
+    backend = {"ray": "Ray", "local": "local workers"}.get(run.runner, run.runner)
+    return f" of {run.worker_host} ({backend})" if run.worker_host else f" ({backend})"
+
+
+def _where_and_speed(summary: dict[str, Any], machine: str = "") -> str:
+    """'Trained on cuda:0 of gpu-2 (Ray) with bf16 mixed precision · 41,000 samples/s · 12 s
+    in all'."""
     device = summary.get("device")
     if not device:
         return ""
     amp = summary.get("amp")
-    parts = [f"Trained on {device}" + (f" with {amp} mixed precision"
-                                       if amp and amp != "off" else "")]
+    parts = [f"Trained on {device}{machine}" + (f" with {amp} mixed precision"
+                                                if amp and amp != "off" else "")]
     if summary.get("samples_per_s"):
         parts.append(f"{fmt_int(round(summary['samples_per_s']))} samples/s")
     if summary.get("wall_s") is not None:

@@ -1,0 +1,106 @@
+"""``python -m playground runs`` and ``train --runner``: real subprocesses over a real store
+(SQLite here; the same commands on PostgreSQL are covered by ``PLAYGROUND_DB_URL`` in
+tests/test_store.py's engine tests), and a real embedded Ray for ``--runner ray``."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from playground.runs import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.timeout(600)
+
+
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PLAYGROUND_DB_URL", "PLAYGROUND_RUNNER")}
+    return {**env, "PYTHONPATH": str(ROOT), "PLAYGROUND_HOME": str(home),
+            "PLAYGROUND_DEVICE": "cpu", "OMP_NUM_THREADS": "1", **extra}
+
+
+def _cli(home: Path, *argv: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "playground", *argv], cwd=ROOT,
+                          env=_env(home, **extra), capture_output=True, text=True,
+                          timeout=540)
+
+
+def _store(home: Path) -> RunStore:
+    return RunStore(home / "runs" / "playground.sqlite")
+
+
+def test_train_locally_then_list_runs_as_table_and_json(tmp_path: Path) -> None:
+    out = _cli(tmp_path, "train", "mlp_points", "--steps", "12", "--owner", "Ada",
+               "--title", "first <b>try</b>")
+    assert out.returncode == 0, out.stderr
+    assert "runner local" in out.stderr
+    assert "local, " + platform.node() + ", cpu" in out.stdout
+    # a second person's run, made directly in the store, still queued
+    store = _store(tmp_path)
+    other = store.create_run("bob", "waiting", {"name": "x"}, {"steps": 5})
+
+    listed = _cli(tmp_path, "runs", "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [r["id"] for r in rows] == [other, other - 1]  # newest first
+    mine = rows[1]
+    run = store.get_run(mine["id"])
+    assert mine["owner"] == "Ada" and mine["title"] == "first <b>try</b>"
+    assert mine["status"] == "finished" and mine["steps_done"] == 12
+    assert mine["final_val_acc"] == pytest.approx(run.summary["final_val_acc"])
+    assert (mine["runner"], mine["node"], mine["device"]) == ("local", platform.node(), "cpu")
+    # oracle for the record count: the rows themselves
+    names = store.metric_names(mine["id"])
+    series = store.get_metrics(mine["id"], names)
+    assert mine["records"] == sum(len(s["steps"]) for s in series.values()) > 12
+    assert rows[0]["status"] == "queued" and rows[0]["runner"] is None
+
+    only = json.loads(_cli(tmp_path, "runs", "--owner", "ADA", "--format", "json").stdout)
+    assert [r["id"] for r in only] == [mine["id"]]  # owners compare case-insensitively
+    table = _cli(tmp_path, "runs").stdout.splitlines()
+    assert table[0].split()[:4] == ["id", "owner", "title", "status"]
+    assert any(line.split()[0] == str(mine["id"]) and "finished" in line for line in table)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["runs", "--status", "sleeping"], "unknown status 'sleeping'"),
+    (["runs", "--limit", "0"], "--limit must be at least 1"),
+])
+def test_runs_bad_input_is_one_line_exit_2(tmp_path: Path, argv: list[str], message: str
+                                           ) -> None:
+    out = _cli(tmp_path, *argv)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"error: {out.stderr.strip()[7:]}"]
+    assert message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_unknown_runner_in_the_environment_is_one_line(tmp_path: Path) -> None:
+    out = _cli(tmp_path, "train", "mlp_points", "--steps", "3", PLAYGROUND_RUNNER="slurm")
+    assert out.returncode == 2 and "unknown runner 'slurm'" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert _store(tmp_path).list_runs() == []  # nothing was created
+
+
+def test_train_through_an_embedded_ray_records_where_it_ran(tmp_path: Path) -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        must = os.environ.get("CI") or os.environ.get("PLAYGROUND_REQUIRE_RAY")
+        (pytest.fail if must else pytest.skip)("needs ray (pip install -r requirements.txt)")
+    out = _cli(tmp_path, "train", "mlp_points", "--steps", "15", "--runner", "ray",
+               "--owner", "ada", PLAYGROUND_RAY_ADDRESS="", PLAYGROUND_CPUS_PER_RUN="1")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "runner ray" in out.stderr
+    (run,) = _store(tmp_path).list_runs()
+    assert run.status == "finished" and run.summary["steps_done"] == 15
+    assert (run.runner, run.worker_host, run.device) == ("ray", platform.node(), "cpu")
+    assert run.worker_pid != os.getpid()
+    rows = json.loads(_cli(tmp_path, "runs", "--format", "json").stdout)
+    assert rows[0]["runner"] == "ray" and rows[0]["steps_done"] == 15
