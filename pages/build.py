@@ -22,7 +22,8 @@ from playground.targets import (
     layer_labels,
 )
 from ui import editor
-from ui.charts import feature_map_chart, per_layer_bars, receptive_field_chart
+from ui.charts import analysis_figures
+from ui.diagram_view import diagram_tab
 from ui.routing import ensure_routed
 from ui.sources import source_picker
 from ui.state import set_spec, show_flash
@@ -170,19 +171,17 @@ def layers_tab(analysis) -> None:
 
 
 def charts_tab(analysis) -> None:
-    rows = analysis.rows
-    st.plotly_chart(feature_map_chart(rows), width="stretch")
+    log = st.session_state.get("bars_log", True)
+    fmap, params, macs, rf = analysis_figures(analysis, bool(log))
+    st.plotly_chart(fmap, width="stretch")
     st.caption("Each stride or pool shrinks the map; the channels grow to compensate.")
-    log = st.toggle("Log scale", value=True, key="bars_log")
-    st.plotly_chart(per_layer_bars(rows, "num_params", "Where the parameters live",
-                                   "parameters", log), width="stretch")
+    st.toggle("Log scale", value=True, key="bars_log")
+    st.plotly_chart(params, width="stretch")
     st.caption("Parameters per layer. In VGG most sit in the first classifier layer.")
-    st.plotly_chart(per_layer_bars(rows, "macs", "Where the compute goes", "MACs (fvcore)", log),
-                    width="stretch")
+    st.plotly_chart(macs, width="stretch")
     st.caption("Multiply-accumulates per layer for one image: early, large feature maps cost "
                "the most.")
-    side = max(analysis.input_shape[1:]) if len(analysis.input_shape) == 3 else 1
-    st.plotly_chart(receptive_field_chart(rows, side), width="stretch")
+    st.plotly_chart(rf, width="stretch")
     st.caption("How many input pixels one unit sees: it grows with each kernel, faster after "
                "each stride.")
 
@@ -226,10 +225,12 @@ with right:
         st.info("Nothing to analyse yet.")
     else:
         # Lazy tabs: only the open tab runs its code (each chart costs ~20 ms to build).
-        tabs = st.tabs(["Layers", "Charts", "Export & share"], key="build_tab",
+        tabs = st.tabs(["Layers", "Charts", "Diagram", "Export & share"], key="build_tab",
                        on_change="rerun")
+        title = zoo["name"] if zoo else (st.session_state.last_good.name or "design")
         for tab, draw in zip(tabs, (lambda: layers_tab(analysis), lambda: charts_tab(analysis),
-                                    export_tab), strict=True):
+                                    lambda: diagram_tab(analysis, zoo, title), export_tab),
+                             strict=True):
             with tab:
                 if tab.open is not False:
                     draw()

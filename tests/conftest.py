@@ -58,3 +58,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
         dispose_engine(url)
     else:
         yield request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture(autouse=True)
+def _stop_app_runners() -> Iterator[None]:
+    """Shut down the training runners an AppTest made in this process (``ui.jobs`` keeps one
+    per store URL in ``st.cache_resource``, as a server does, and each test has its own store):
+    left running, every test's worker would keep warming up in the background and a later
+    test's training would wait for the CPU."""
+    yield
+    import sys
+
+    jobs = sys.modules.get("ui.jobs")
+    started = getattr(jobs, "_STARTED", None)
+    if not started:
+        return
+    import streamlit as st
+
+    for runner in list(started.values()):
+        runner.shutdown(timeout=10)
+    started.clear()
+    st.cache_resource.clear()

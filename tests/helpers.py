@@ -9,7 +9,7 @@ from collections.abc import Callable
 from streamlit.testing.v1 import AppTest
 
 
-def wait_until(at: AppTest, done: Callable[[], bool], timeout: float = 90,
+def wait_until(at: AppTest, done: Callable[[], bool], timeout: float = 300,
                what: str = "the condition") -> None:
     """Rerun the app about twice a second (as the page's timer would) until ``done()``."""
     deadline = time.time() + timeout

@@ -328,3 +328,83 @@ def test_no_undo_without_edits_and_none_once_the_pick_is_edited() -> None:
     # undoing now would throw LeNet's new edit away: the offer is gone, Revert is offered
     assert "design_undo" not in _buttons(at)
     assert "design_revert" in _buttons(at)
+
+
+def test_figures_made_from_the_cached_layout_equal_validated_ones_and_still_validate() -> None:
+    """ui.charts._fig skips re-validating its cached layout (issue 12): the figure must equal
+    one built through Plotly's validating calls, and later changes must still be checked."""
+    import plotly.graph_objects as go
+
+    from ui.charts import _LAYOUT, _LOG_AXIS, _fig, ink_axes
+
+    for log_y, log_x in [(False, False), (True, False), (True, True)]:
+        oracle = go.Figure()
+        oracle.update_layout(title="Loss", xaxis_title="step", yaxis_title="loss", **_LAYOUT)
+        ink_axes(oracle)
+        if log_y:
+            oracle.update_yaxes(**_LOG_AXIS)
+        if log_x:
+            oracle.update_xaxes(**_LOG_AXIS)
+        fig = _fig("Loss", "step", "loss", log_y=log_y, log_x=log_x)
+        assert fig.to_plotly_json() == oracle.to_plotly_json()
+    fig.update_layout(title="changed", yaxis2={"title": "channels"})
+    fig.update_xaxes(tickfont={"size": 10})
+    assert fig.layout.title.text == "changed"  # shorthand still coerced
+    assert fig.layout.yaxis2.title.text == "channels"
+    assert _fig("Loss", "step", "loss", True, True).layout.title.text == "Loss"  # a copy
+    with pytest.raises(ValueError):
+        fig.update_layout(no_such_property=1)
+    with pytest.raises(ValueError):
+        fig.update_xaxes(no_such_property=1)
+
+
+def test_layer_table_is_built_once_per_design_and_holds_its_rows() -> None:
+    from playground.targets import analyse_spec, layer_labels
+    from ui.tables import layer_arrow, layer_rows
+
+    spec = get_preset("vgg11")
+    analysis, labels = analyse_spec(spec), layer_labels(spec)
+    table = layer_arrow(analysis, labels)
+    assert layer_arrow(analysis, labels) is table  # the next rerun reuses it
+    assert table.to_pylist() == layer_rows(analysis, labels)
+    other = spec.with_stage(0, width=32)
+    assert layer_arrow(analyse_spec(other), layer_labels(other)) is not table
+
+
+# -- the Diagram tab ---------------------------------------------------------------------------
+def test_diagram_tab_draws_the_design_and_explains_a_picked_box() -> None:
+    from playground.analysis import explain_row
+    from playground.presets import get_preset
+    from playground.targets import analyse_spec
+
+    at = _open(_app(tab="Diagram"), "preset:resnet20_cifar")
+    charts = at.get("plotly_chart")
+    assert charts, "no diagram drawn"
+    figure = json.loads(charts[0].proto.spec)
+    markers = next(t for t in figure["data"] if t.get("name") == "boxes")
+    assert markers["customdata"][:3] == ["input", "stem", "stage1.block1"]
+    assert len(figure["layout"]["shapes"]) == 9  # one skip arc per residual block
+    assert [b.proto.label for b in at.get("download_button")] == ["Download SVG"]
+    assert not at.code  # no box picked yet
+    # a click on a box (the chart's selection sets this key) shows that box's formulas: those
+    # of its first conv, as the layer table's row for it would
+    at.session_state["diagram_pick"] = "stage2.block1"
+    at.run()
+    assert not at.exception, at.exception
+    rows = analyse_spec(get_preset("resnet20_cifar")).rows
+    conv = next(r for r in rows if r.name == "stage2.block1.conv1")
+    assert [c.value for c in at.code] == [explain_row(conv)]
+    assert any("stage2.block1.conv1" in shown(m.value) for m in at.markdown)
+
+
+def test_diagram_tab_draws_a_torchvision_models_graph() -> None:
+    at = _open(_app(tab="Diagram"), "zoo:resnet18")
+    assert not at.exception, at.exception
+    graphs = at.get("graphviz_chart")
+    assert graphs, "no graph drawn"
+    dot = graphs[0].proto.spec
+    assert "layer1.0: BasicBlock" in dot and "64x56x56" in dot
+    assert at.slider(key="graph_depth").value == 2
+    at.slider(key="graph_depth").set_value(3).run()
+    assert not at.exception, at.exception
+    assert "layer1.0.add: add" in at.get("graphviz_chart")[0].proto.spec

@@ -307,3 +307,41 @@ def test_train_page_shows_a_queued_runs_place_in_line(env, monkeypatch, tmp_path
         runner.shutdown()
         ui_jobs._runner.clear()
         ui_jobs._STARTED.clear()
+
+
+EMBEDDED_FROM_A_SHORT_THREAD = """
+import sys, threading, time
+from playground.presets import get_preset
+from playground.runners.ray import RayRunner
+from playground.runs import RunStore
+
+store = RunStore(sys.argv[1])
+made = []
+# as in a Streamlit server: the runner is created on a script thread that then ends
+thread = threading.Thread(target=lambda: made.append(RayRunner(store, slots=1, warm_up=False)))
+thread.start()
+thread.join()
+time.sleep(3)
+settings = {"dataset": "spirals", "steps": 5, "batch_size": 16, "n_train": 64, "n_val": 32,
+            "eval_every": 5, "device": "cpu", "seed": 0}
+rid = made[0].start_run("ada", "after the thread ended",
+                        get_preset("mlp_points").to_dict(), settings)
+deadline = time.monotonic() + 120
+while store.get_run(rid).is_active and time.monotonic() < deadline:
+    time.sleep(0.2)
+print(store.get_run(rid).status)
+made[0].shutdown()
+"""
+
+
+def test_embedded_ray_outlives_the_thread_that_started_it(tmp_path) -> None:
+    """Ray's embedded processes die with the *thread* that called ``ray.init``
+    (PR_SET_PDEATHSIG); the runner starts them from a thread of its own, so a runner made on
+    a script thread that ends (every Streamlit rerun) keeps working."""
+    if not REQUIRE_RAY:
+        pytest.importorskip("ray")
+    out = subprocess.run([sys.executable, "-c", EMBEDDED_FROM_A_SHORT_THREAD,
+                          str(tmp_path / "playground.sqlite")], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+                         capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1:] == ["finished"], out.stderr[-3000:]

@@ -18,6 +18,8 @@ only when the axis spans at most two decades); every builder that makes a log ax
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -27,6 +29,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 from streamlit.elements.lib.streamlit_plotly_theme import GRAY_90
+
+from ui.memo import PerObject
 
 # Streamlit's stand-in for its theme's body-text colour ("#000037"): ``st.plotly_chart``
 # replaces it in the browser with the light or dark theme's text colour (the colour of its
@@ -56,10 +60,10 @@ _SI = {3: "k", 6: "M", 9: "G", 12: "T", 15: "P"}
 _MINUS, _TIMES = "\u2212", "\u00d7"  # typographic minus and multiplication sign
 
 
-def _fig(title: str, x_title: str, y_title: str, log_y: bool = False,
-         log_x: bool = False) -> go.Figure:
-    """An empty figure in the common look; a builder asking for a log axis adds its traces,
-    then calls :func:`fit_log_axes`."""
+@functools.lru_cache(maxsize=256)
+def _base_layout(title: str, x_title: str, y_title: str, log_y: bool,
+                 log_x: bool) -> dict[str, Any]:
+    """The layout of :func:`_fig` as plain, already validated data (built once per title)."""
     fig = go.Figure()
     fig.update_layout(title=title, xaxis_title=x_title, yaxis_title=y_title, **_LAYOUT)
     ink_axes(fig)
@@ -67,6 +71,38 @@ def _fig(title: str, x_title: str, y_title: str, log_y: bool = False,
         fig.update_yaxes(**_LOG_AXIS)
     if log_x:
         fig.update_xaxes(**_LOG_AXIS)
+    return fig.layout.to_plotly_json()
+
+
+def _fig(title: str, x_title: str, y_title: str, log_y: bool = False,
+         log_x: bool = False) -> go.Figure:
+    """An empty figure in the common look; a builder asking for a log axis adds its traces,
+    then calls :func:`fit_log_axes`.
+
+    Plotly validates every property it is given: three ``update_*`` calls on an empty figure
+    cost about 20 ms, most of a live run view's poll (issue 12). The layout is therefore
+    validated once per title (:func:`_base_layout`) and each figure is made from a copy of
+    it without validating it again; every later change (traces, ``update_layout``...) is
+    validated as usual (:func:`_validating`).
+    """
+    layout = copy.deepcopy(_base_layout(str(title), str(x_title), str(y_title), log_y, log_x))
+    try:
+        return _validating(go.Figure(layout=layout, _validate=False))
+    except (AttributeError, TypeError):  # another Plotly's internals: validate it again
+        return go.Figure(layout=layout)
+
+
+def _validating(fig: go.Figure) -> go.Figure:
+    """Turn validation back on for ``fig`` and every object of its layout (Plotly keeps the
+    flag per object: ``_compound_props`` holds the nested ones)."""
+    fig._validate = True
+    stack: list[Any] = [fig.layout]
+    while stack:
+        obj = stack.pop()
+        obj._validate = True
+        stack.extend(obj._compound_props.values())
+        for items in obj._compound_array_props.values():
+            stack.extend(items or ())
     return fig
 
 
@@ -243,6 +279,22 @@ def receptive_field_chart(rows: Sequence[Any], input_side: int) -> go.Figure:
     fig.add_hline(y=input_side, line_dash="dash", line_color="grey",
                   annotation_text=f"input size {input_side} px")
     return fig
+
+
+_ANALYSIS_FIGURES = PerObject(size=32)
+
+
+def analysis_figures(analysis: Any, log: bool) -> tuple[go.Figure, ...]:
+    """The Build page's charts of one analysis: feature map, parameters and MACs per layer
+    (log scale or not), receptive field. Built once per analysis and scale and shared by every
+    session (``ui/memo.py``): a rerun with the same design sends the same figures."""
+    rows = analysis.rows
+    side = max(analysis.input_shape[1:]) if len(analysis.input_shape) == 3 else 1
+    return _ANALYSIS_FIGURES.get(analysis, log, lambda: (
+        feature_map_chart(rows),
+        per_layer_bars(rows, "num_params", "Where the parameters live", "parameters", log),
+        per_layer_bars(rows, "macs", "Where the compute goes", "MACs (fvcore)", log),
+        receptive_field_chart(rows, side)))
 
 
 def bar_compare(labels: list[str], values: list[float], title: str, y_title: str,

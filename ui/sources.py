@@ -17,6 +17,8 @@ escape every user string with ``md_escape``.
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from playground.designs import list_designs, load_design, save_design
@@ -53,12 +55,20 @@ def _saved_names() -> list[str]:
         return []
 
 
-def choices() -> dict[str, str]:
-    """Every design the picker offers, source -> label, in the order it lists them."""
+@functools.lru_cache(maxsize=1)
+def _fixed_choices() -> tuple[tuple[str, str], ...]:
+    """Presets and torchvision models, source -> label: the same for every rerun (built once;
+    about a hundred labels)."""
     out = {f"preset:{p.name}": _preset_label(p.name) for p in list_presets()}
     for m in list_zoo():
         _, h, w = m.input_shape
         out[f"zoo:{m.name}"] = f"{ZOO} · {m.name} ({h}x{w})"
+    return tuple(out.items())
+
+
+def choices() -> dict[str, str]:
+    """Every design the picker offers, source -> label, in the order it lists them."""
+    out = dict(_fixed_choices())
     out |= {f"saved:{name}": f"{SAVED} · {name}" for name in _saved_names()}
     out[SCRATCH] = "Blank design (one conv stage)"
     return out

@@ -6,6 +6,8 @@ another device opening the same URL sees the same saved designs and runs. No pas
 
 from __future__ import annotations
 
+import gc
+import sys
 from typing import Any
 
 import streamlit as st
@@ -55,8 +57,29 @@ KEYS = {
 }
 
 
+_heap_frozen = False
+
+
+def freeze_heap() -> None:
+    """Once per server, after torch and torchvision are imported: one full collection, then
+    ``gc.freeze()``, so later collections never walk the ~430,000 objects the imports made.
+
+    A full collection over them costs ~0.3 s of CPU under the GIL; Streamlit's own one after
+    every script run is off (``runner.postScriptGC`` in .streamlit/config.toml), and this
+    keeps Python's occasional oldest-generation collections as cheap (issue 12). Not in an
+    AppTest run, whose process is the test runner's.
+    """
+    global _heap_frozen
+    if _heap_frozen or "torchvision" not in sys.modules or st.get_option("global.appTest"):
+        return
+    _heap_frozen = True
+    gc.collect()
+    gc.freeze()
+
+
 def init_state() -> None:
     """Create missing keys; on a session's first run, restore user and design from the URL."""
+    freeze_heap()
     first = "user" not in st.session_state
     for key, value in KEYS.items():
         if key not in st.session_state:

@@ -76,15 +76,52 @@ def connect(address: str) -> str:
              "runtime_env": code_env(address)}
     try:
         if address:
-            ray.init(address=address, **quiet)
+            _init_on_anchor_thread(address=address, **quiet)
             return "joined"
         # task processes at the local workers' niceness (Ray's own default is 15)
-        ray.init(include_dashboard=False, _system_config={"worker_niceness": WORKER_NICENESS},
-                 **quiet)
+        _init_on_anchor_thread(include_dashboard=False,
+                               _system_config={"worker_niceness": WORKER_NICENESS}, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"cannot reach Ray at PLAYGROUND_RAY_ADDRESS={address!r}: "
                           f"{describe_error(exc)}") from None
     return "embedded"
+
+
+_ANCHOR_RELEASE = threading.Event()
+
+
+def _init_on_anchor_thread(**options: Any) -> None:
+    """``ray.init(**options)`` on a thread that lives as long as this process uses Ray.
+
+    Ray starts an embedded cluster's processes (GCS, raylet) with ``PR_SET_PDEATHSIG``, which
+    the Linux kernel fires when the *thread* that started them ends, not the process
+    (prctl(2)). Streamlit runs every script rerun on a new thread, so a ``ray.init`` made there
+    loses its cluster a moment after the rerun ("Failed to connect to GCS within 60 seconds").
+    The anchor thread makes the call and then waits until :func:`release_anchor`.
+    """
+    outcome: dict[str, BaseException] = {}
+    started = threading.Event()
+    _ANCHOR_RELEASE.clear()
+
+    def anchor() -> None:
+        try:
+            ray.init(**options)
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+        finally:
+            started.set()
+        if "error" not in outcome:
+            _ANCHOR_RELEASE.wait()
+
+    threading.Thread(target=anchor, name="playground-ray-anchor", daemon=True).start()
+    started.wait()
+    if "error" in outcome:
+        raise outcome["error"]
+
+
+def release_anchor() -> None:
+    """Let the anchor thread of :func:`_init_on_anchor_thread` end (after ``ray.shutdown``)."""
+    _ANCHOR_RELEASE.set()
 
 
 def code_env(address: str) -> dict[str, Any]:
@@ -266,6 +303,7 @@ class RayRunner(QueueingRunner):
         if self._owns_ray:
             with contextlib.suppress(Exception):
                 ray.shutdown()
+            release_anchor()
 
     def __enter__(self) -> RayRunner:
         return self

@@ -44,11 +44,12 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _serve(home: Path, *extra_args: str) -> Iterator[str]:
+def _serve(home: Path, *extra_args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """Start the app exactly as the README does, on a free loopback port; stop it by PID.
-    ``extra_args`` are further ``streamlit run`` options (``--theme.base``, ``dark``)."""
+    ``extra_args`` are further ``streamlit run`` options (``--theme.base``, ``dark``); ``env``
+    adds environment variables (``PLAYGROUND_RUNNER``...)."""
     port = _free_port()
-    env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
     log = open(home / "server.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
