@@ -11,6 +11,7 @@ import contextlib
 from pathlib import Path
 
 import streamlit as st
+from streamlit import runtime
 
 from playground.errors import PlaygroundError
 from ui.jobs import get_runner
@@ -53,6 +54,8 @@ page.run()
 # they take seconds to import torch and prepare the presets' data sets, and do it while the
 # user looks around. Creating the runner only spawns the processes (milliseconds), after the
 # page is drawn. An AppTest run is no server: its tests start a runner when they need one.
-if not st.get_option("global.appTest"):
+# Only as the script of a running server: not in an AppTest, and not when a spawned process
+# re-imports a test process's __main__ (Streamlit leaves the script there) as "__mp_main__".
+if __name__ == "__main__" and runtime.exists() and not st.get_option("global.appTest"):
     with contextlib.suppress(PlaygroundError, OSError):  # the Train page reports it on use
         get_runner()

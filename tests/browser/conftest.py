@@ -98,8 +98,11 @@ def fresh_app_url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
+    """One Chromium for this package's tests, closed when they are done: Playwright's sync API
+    keeps an asyncio loop running in the main thread while it is open, which would break later
+    tests elsewhere that run their own loop (asyncio.run, another sync_playwright)."""
     if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
         _unavailable(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     try:
