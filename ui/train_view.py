@@ -1,9 +1,9 @@
 """The live view of one run: status, progress with ETA, summary and charts from the store.
 
-A fragment re-reads the store once a second while the run is running, every 3 s while it
-waits in the queue (only its header then: :data:`POLL_S`), and stops polling when it ends.
-New records are fetched with the store's row cursor and appended to a per-session cache, so
-each poll reads only what is new; a reload or a second tab rebuilds everything from the store.
+A fragment re-reads the store about once a second while the run is queued or running
+(``st.fragment(run_every=...)``) and stops polling when it ends. New records are fetched with
+the store's row cursor and appended to a per-session cache, so each poll reads only what is
+new; a reload or a second tab rebuilds everything from the store.
 
 Each poll reads the metrics first and the status second, and once more the metrics if the run
 has ended: a worker stores its last records before its final status, so the pass that first
@@ -208,15 +208,9 @@ def _charts(cache: dict[str, Any], clipping: bool) -> None:
             st.plotly_chart(lr_chart(item), width="stretch", key="ch_lr")
 
 
-# Seconds between polls of the store by a run's view: a running run's charts grow live; a
-# queued one shows only its place in line, which changes slowly (with a class of 30 most runs
-# wait, and their views must not take the CPU the trainings need).
-POLL_S = {"queued": 3.0, "running": 1.0}
-
-
 def run_view(run_id: int, user: str) -> None:
-    """Draw one run; polls the store while it is active (:data:`POLL_S`). ``user`` may stop it
-    if it is theirs."""
+    """Draw one run; polls once a second while it is active. ``user`` may stop it if it is
+    theirs."""
     try:
         run = get_store().get_run(run_id)
     except PlaygroundError as err:
@@ -224,7 +218,7 @@ def run_view(run_id: int, user: str) -> None:
         return
     active = run.status in ACTIVE_STATUSES
 
-    @st.fragment(run_every=POLL_S.get(run.status))
+    @st.fragment(run_every=1.0 if active else None)
     def live() -> None:
         store = get_store()
         cache = _metrics(run_id)
@@ -234,10 +228,6 @@ def run_view(run_id: int, user: str) -> None:
             cache = _metrics(run_id)  # the records stored just before the final status
         with st.container():
             _header(current, cache["series"], user)
-        if current.status == "queued":  # nothing to chart yet: a cheap poll, every few s
-            return
-        if run.status == "queued":
-            st.rerun()  # it started: redraw the page once, polling at the running pace
         _summary(cache["series"])
         _charts(cache, bool(current.settings.get("clip_norm")))
         notes = current.summary.get("notes") or []
