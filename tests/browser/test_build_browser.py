@@ -152,7 +152,9 @@ def test_layer_table_shows_the_learner_columns_without_scrolling(page, app_url: 
     assert _settled_fit(page, fits)["headers"] == LEARNER_COLUMNS
 
     page.set_viewport_size({"width": 1600, "height": 800})
-    wide = _settled_fit(page, f"f.viewport === 1600 && {fits}")
+    # the box grows a moment after the resize: wait for that, not only for the new viewport
+    grown = f"f.viewport === 1600 && f.clientWidth > {fit['clientWidth']}"
+    wide = _settled_fit(page, f"{grown} && {fits}")
     assert wide["viewport"] == 1600 and wide["clientWidth"] > fit["clientWidth"], wide
     assert wide["headers"] == LEARNER_COLUMNS, wide
     assert wide["scrollWidth"] <= wide["clientWidth"], wide
