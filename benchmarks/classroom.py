@@ -39,18 +39,18 @@ import json
 import os
 import random
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for ``tests.app_server``
+
+from tests.app_server import serve_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,48 +61,6 @@ ID_PREFIX = "$$ID-"
 # Server log lines that mean something went wrong (the script's own exceptions are counted
 # from the page: they are drawn as an exception element).
 LOG_ERRORS = re.compile(r"Traceback|\bERROR\b|Exception|Error:")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serve(home: Path, root: Path = ROOT, timeout_s: float = 90.0):
-    """``streamlit run app.py`` as the README starts it, on a free port; yields (url, log)."""
-    port = free_port()
-    env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1"}
-    log_path = home / "server.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-             "--server.address", "127.0.0.1", "--server.port", str(port)],
-            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        url = f"127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"streamlit exited: {log_path.read_text()[-2000:]}")
-                try:
-                    with urllib.request.urlopen(f"http://{url}/_stcore/health", timeout=2):
-                        break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("streamlit did not start in time") from None
-                    time.sleep(0.3)
-            yield url, log_path
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 @dataclass
@@ -472,12 +430,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="classroom-") as tmp:
         home = Path(tmp)
-        with serve(home, args.root) as (url, log_path):
+        with serve_app(home, root=args.root) as server:
             t0 = time.perf_counter()
-            results = asyncio.run(classroom(url, args))
+            results = asyncio.run(classroom(server.address, args))
             wall = time.perf_counter() - t0
-        log_errors = [line.rstrip() for line in log_path.read_text(errors="replace").splitlines()
-                      if LOG_ERRORS.search(line)]
+        log = server.log_path.read_text(errors="replace")
+        log_errors = [line.rstrip() for line in log.splitlines() if LOG_ERRORS.search(line)]
     summary = summarise(results, args.students, wall, log_errors)
     if args.json:
         print(json.dumps(summary, indent=2))

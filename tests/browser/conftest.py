@@ -9,16 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.app_server import AppServerError, serve_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("PLAYGROUND_CHROMIUM", "/usr/bin/chromium")
@@ -37,51 +34,18 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def _serve(home: Path, *extra_args: str, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Start the app exactly as the README does, on a free loopback port; stop it by PID.
-    ``extra_args`` are further ``streamlit run`` options (``--theme.base``, ``dark``); ``env``
-    adds environment variables (``PLAYGROUND_RUNNER``...)."""
-    port = _free_port()
-    env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
-    log = open(home / "server.log", "w")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-         "--server.address", "127.0.0.1", "--server.port", str(port), *extra_args],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.3)
-            if proc.poll() is not None:
-                break
-        else:
-            pytest.fail(f"streamlit did not start: {(home / 'server.log').read_text()[-2000:]}")
-        if proc.poll() is not None:
-            pytest.fail(f"streamlit exited: {(home / 'server.log').read_text()[-2000:]}")
-        yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+    """Start the app exactly as the README does, on a free loopback port; stop it by PID
+    (:func:`tests.app_server.serve_app`); yields its URL. ``extra_args`` are further
+    ``streamlit run`` options (``--theme.base``, ``dark``); ``env`` adds environment variables
+    (``PLAYGROUND_RUNNER``...). A server that does not start fails the test."""
+    with contextlib.ExitStack() as stack:
         try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+            server = stack.enter_context(serve_app(home, *extra_args, env=env))
+        except AppServerError as e:
+            pytest.fail(str(e))
+        yield server.url
 
 
 @pytest.fixture(scope="session")
