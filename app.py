@@ -1,8 +1,9 @@
 """Architecture Playground: `streamlit run app.py`.
 
-The router: shared page config, the sidebar identity field, st.navigation over the thin page
-scripts in pages/, and the start of the training workers on the server's first page view. All
-maths lives in playground/; shared widgets and charts in ui/.
+The router: shared page config, the sidebar identity (names with keys, login, the teacher's
+code), st.navigation over the thin page scripts in pages/ (Teacher only once unlocked), the
+class message and present mode, and the start of the training workers on the server's first
+page view. All maths lives in playground/; shared widgets and charts in ui/.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import streamlit as st
 from streamlit import runtime
 
 from playground.errors import PlaygroundError
-from ui.jobs import get_runner
+from ui.classroom_view import class_banner, present_mode
+from ui.identity import sidebar_identity
+from ui.jobs import get_class_settings, get_runner
 from ui.routing import stop_page_emulation
-from ui.state import init_state, sidebar_identity
+from ui.state import init_state
 
 # A pages/ folder makes Streamlit emulate its old file-per-page mode until this script has run
 # once; st.navigation below is the only router we want, so switch the emulation off for every
@@ -46,8 +49,14 @@ PAGES = [
     st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
 ]
 
+if st.session_state.teacher:  # unlocked in this session (ui/identity.py); hidden otherwise
+    PAGES.append(st.Page("pages/teacher.py", title="Teacher",
+                         icon=":material/supervisor_account:", url_path="teacher"))
+
 page = st.navigation(PAGES)
+present_mode()
 sidebar_identity()
+class_banner(get_class_settings())
 page.run()
 
 # The training workers start with the server (on its first page view), not on the first Start:

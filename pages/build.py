@@ -11,7 +11,7 @@ from playground.export import EXPORTERS
 from playground.format import fmt_bytes, fmt_int, fmt_shape, fmt_si
 from playground.presets import PRESETS
 from playground.settings import get_settings
-from playground.share import encode_spec
+from playground.share import encode_spec, share_link
 from playground.spec import spec_from_text
 from playground.targets import (
     Target,
@@ -23,6 +23,7 @@ from playground.targets import (
 )
 from ui import editor
 from ui.charts import analysis_figures
+from ui.classroom_view import editing_column, is_present
 from ui.diagram_view import diagram_tab
 from ui.routing import ensure_routed
 from ui.sources import source_picker
@@ -125,7 +126,9 @@ if analysis is not None:
             st.switch_page("pages/train.py")
 
 
-left, right = st.columns([5, 8], gap="medium")
+# present mode (?present=1): the analysis alone, full width; the editor is drawn but hidden
+left, right = (editing_column(), st.container()) if is_present() else \
+    st.columns([5, 8], gap="medium")
 
 # -- editor ------------------------------------------------------------------------------------
 with left:
@@ -191,8 +194,9 @@ def export_tab() -> None:
         st.info("Export is for playground designs: open a preset to export it.")
         return
     good = st.session_state.last_good
-    st.markdown("**Share**: the page address already holds this design; copy it from the "
-                "address bar and send it.")
+    st.markdown("**Share** this design with this link. It holds the design only, never your "
+                "name or key (your page address holds your key: do not send that one).")
+    st.code(share_link(st.context.url, good), language=None, wrap_lines=True)
     name = (good.name or "design").replace(" ", "_")
     cols = st.columns(3)
     for col, (fmt, (fn, ext, mime)) in zip(cols, EXPORTERS.items(), strict=True):

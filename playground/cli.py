@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from playground.access import SYSTEM
 from playground.errors import PlaygroundError
 from playground.format import fmt_si
 from playground.settings import get_settings
@@ -351,11 +352,11 @@ def _follow_remote(kind: str, store: Any, run_id: int, signals: list[int]) -> st
         cancelled = False
         while store.get_run(run_id).is_active:
             if signals and not cancelled:
-                runner.cancel(run_id)
+                runner.cancel(run_id, by=SYSTEM)
                 cancelled = True
             time.sleep(0.2)
     except KeyboardInterrupt:
-        runner.cancel(run_id)
+        runner.cancel(run_id, by=SYSTEM)
         raise
     finally:
         runner.shutdown()

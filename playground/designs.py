@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from playground.access import Actor, check_owner
 from playground.errors import PlaygroundError
 from playground.runs import StoreBase, clean_name, normalise_owner, upsert
 from playground.spec import NetworkSpec, spec_from_dict
@@ -56,9 +57,12 @@ def normalise_design_name(name: str) -> str:
 class DesignStore(StoreBase):
     """Named specs per owner in one database (defaults to the run store's)."""
 
-    def save_design(self, owner: str, name: str, spec: NetworkSpec | dict[str, Any]) -> SavedDesign:
-        """Save ``spec`` as ``name`` for ``owner``, replacing a design of the same name."""
+    def save_design(self, owner: str, name: str, spec: NetworkSpec | dict[str, Any], *,
+                    by: Actor) -> SavedDesign:
+        """Save ``spec`` as ``name`` for ``owner``, replacing a design of the same name; only
+        ``owner`` (or the teacher, the system) may (:class:`~playground.access.AccessDenied`)."""
         owner = normalise_owner(owner)
+        check_owner(by, owner, "that design")
         name = normalise_design_name(name)
         if not isinstance(spec, NetworkSpec):
             spec = spec_from_dict(spec)
@@ -87,8 +91,11 @@ class DesignStore(StoreBase):
             }], keys=("owner_key", "name_key"))
         return SavedDesign(owner, name, spec.description, created, now)
 
-    def list_designs(self, owner: str) -> list[SavedDesign]:
-        """``owner``'s designs, most recently saved first."""
+    def list_designs(self, owner: str, by: Actor | None = None) -> list[SavedDesign]:
+        """``owner``'s designs, most recently saved first (with ``by``: only if that actor may
+        read them)."""
+        if by is not None:
+            check_owner(by, owner, "that list of designs")
         rows = self._read(
             sa.select(designs.c.owner, designs.c.name, designs.c.spec_json,
                       designs.c.created_at, designs.c.updated_at)
@@ -104,9 +111,12 @@ class DesignStore(StoreBase):
             out.append(SavedDesign(own, name, description, created, updated))
         return out
 
-    def load_design(self, owner: str, name: str) -> NetworkSpec:
-        """The spec saved as ``name``; :class:`PlaygroundError` if there is none."""
+    def load_design(self, owner: str, name: str, by: Actor | None = None) -> NetworkSpec:
+        """The spec saved as ``name``; :class:`PlaygroundError` if there is none (with ``by``:
+        only if that actor may read it)."""
         owner = normalise_owner(owner)
+        if by is not None:
+            check_owner(by, owner, "that design")
         name = normalise_design_name(name)
         rows = self._read(
             sa.select(designs.c.spec_json).where(designs.c.owner_key == name_key(owner),
@@ -120,9 +130,11 @@ class DesignStore(StoreBase):
             raise PlaygroundError(f"the saved design {name!r} is damaged; save it again") from None
         return spec_from_dict(data)
 
-    def delete_design(self, owner: str, name: str) -> bool:
-        """Delete a design; returns whether one was deleted."""
+    def delete_design(self, owner: str, name: str, *, by: Actor) -> bool:
+        """Delete a design (its owner, the teacher or the system); returns whether one was
+        deleted."""
         owner = normalise_owner(owner)
+        check_owner(by, owner, "that design")
         name = normalise_design_name(name)
         with self._db.write() as con:
             result = con.execute(
@@ -147,23 +159,25 @@ def open_designs(path: str | os.PathLike[str] | None = None) -> DesignStore:
         return store
 
 
-def save_design(owner: str, name: str, spec: NetworkSpec | dict[str, Any], *,
+def save_design(owner: str, name: str, spec: NetworkSpec | dict[str, Any], *, by: Actor,
                 path: str | os.PathLike[str] | None = None) -> SavedDesign:
     """Save ``spec`` as ``name`` for ``owner`` (overwrites a design of the same name)."""
-    return open_designs(path).save_design(owner, name, spec)
+    return open_designs(path).save_design(owner, name, spec, by=by)
 
 
-def list_designs(owner: str, *, path: str | os.PathLike[str] | None = None) -> list[SavedDesign]:
+def list_designs(owner: str, *, by: Actor | None = None,
+                 path: str | os.PathLike[str] | None = None) -> list[SavedDesign]:
     """``owner``'s saved designs, most recently saved first."""
-    return open_designs(path).list_designs(owner)
+    return open_designs(path).list_designs(owner, by)
 
 
-def load_design(owner: str, name: str, *,
+def load_design(owner: str, name: str, *, by: Actor | None = None,
                 path: str | os.PathLike[str] | None = None) -> NetworkSpec:
     """The spec ``owner`` saved as ``name``."""
-    return open_designs(path).load_design(owner, name)
+    return open_designs(path).load_design(owner, name, by)
 
 
-def delete_design(owner: str, name: str, *, path: str | os.PathLike[str] | None = None) -> bool:
+def delete_design(owner: str, name: str, *, by: Actor,
+                  path: str | os.PathLike[str] | None = None) -> bool:
     """Delete ``owner``'s design ``name``; returns whether there was one."""
-    return open_designs(path).delete_design(owner, name)
+    return open_designs(path).delete_design(owner, name, by=by)

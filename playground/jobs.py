@@ -21,6 +21,7 @@ reason given.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -304,8 +305,23 @@ def execute_run(run_id: int, store_path: str | os.PathLike[str] | None = None, *
         except Exception as exc:  # the store itself failed; say so rather than hide it
             message = f"{message}; the last metrics could not be saved ({describe_error(exc)})"
             status = "failed" if status in ("finished", "early_stopped") else status
+        if status == "stopped" and stop.reason not in ("wall", "shutdown"):
+            message = _who_stopped(store, run_id, message)
         store.set_status(run_id, status, message, summary, only_if=("running",))
     return status
+
+
+def _who_stopped(store: RunStore, run_id: int, message: str) -> str:
+    """``message`` with who asked the run to stop ("... on request of Ada")."""
+    with contextlib.suppress(Exception):  # the run's record itself is what matters
+        who = store.get_run(run_id).stopped_by
+        if who:
+            if "on request" in message:
+                return message.replace("on request", f"on request of {who}", 1)
+            if message == "stopped before it started":
+                return f"{message} by {who}"
+            return f"{message} (asked by {who})"
+    return message
 
 
 def _settings_data(settings_data: dict[str, Any], device: str | None) -> dict[str, Any]:

@@ -56,6 +56,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from playground.access import Actor, check_owner
 from playground.errors import PlaygroundError
 from playground.settings import get_settings
 from playground.store import DB_FILENAME, Database
@@ -108,6 +109,7 @@ class Run:
     heartbeat_at: float | None = None  # last sign of life of the process training it
     runner: str | None = None  # the runner backend that ran it ("local", "ray")
     device: str | None = None  # the torch device it trained on ("cpu", "cuda:0")
+    stopped_by: str | None = None  # who asked it to stop (an Actor's label)
 
     @property
     def is_active(self) -> bool:
@@ -200,7 +202,7 @@ _RUN_COLUMNS = (
     runs.c.id, runs.c.owner, runs.c.title, runs.c.spec_json, runs.c.settings_json, runs.c.seed,
     runs.c.status, runs.c.message, runs.c.created_at, runs.c.started_at, runs.c.finished_at,
     runs.c.summary_json, runs.c.versions_json, runs.c.worker_pid, runs.c.worker_host,
-    runs.c.stop_requested, runs.c.heartbeat_at, runs.c.runner, runs.c.device,
+    runs.c.stop_requested, runs.c.heartbeat_at, runs.c.runner, runs.c.device, runs.c.stopped_by,
 )
 # with a list of rows, one multi-row statement per flush ("insertmanyvalues", which SQLAlchemy
 # uses for INSERT ... RETURNING on SQLite 3.35+ and PostgreSQL)
@@ -209,7 +211,8 @@ _INSERT_METRICS = sa.insert(metrics).returning(metrics.c.id)
 
 def _run_from_row(row: tuple[Any, ...]) -> Run:
     (rid, owner, title, spec_json, settings_json, seed, status, message, created, started,
-     finished, summary_json, versions_json, pid, host, stop, heartbeat, runner, device) = row
+     finished, summary_json, versions_json, pid, host, stop, heartbeat, runner, device,
+     stopped_by) = row
     return Run(
         id=int(rid),
         owner=owner,
@@ -230,6 +233,7 @@ def _run_from_row(row: tuple[Any, ...]) -> Run:
         heartbeat_at=heartbeat,
         runner=runner,
         device=device,
+        stopped_by=stopped_by,
     )
 
 
@@ -342,17 +346,21 @@ class RunStore(StoreBase):
             ))
             return int(result.inserted_primary_key[0])
 
-    def get_run(self, run_id: int) -> Run:
-        """The run ``run_id``; :class:`PlaygroundError` if there is none."""
-        run = self.find_run(run_id)
+    def get_run(self, run_id: int, by: Actor | None = None) -> Run:
+        """The run ``run_id``; :class:`PlaygroundError` if there is none. With ``by``, only if
+        that actor may read it (:class:`~playground.access.AccessDenied` otherwise)."""
+        run = self.find_run(run_id, by)
         if run is None:
             raise PlaygroundError(f"there is no run #{run_id} (it may have been deleted)")
         return run
 
-    def find_run(self, run_id: int) -> Run | None:
+    def find_run(self, run_id: int, by: Actor | None = None) -> Run | None:
         """Like :meth:`get_run` but ``None`` when the run does not exist."""
         rows = self._read(sa.select(*_RUN_COLUMNS).where(runs.c.id == int(run_id)))
-        return _run_from_row(rows[0]) if rows else None
+        run = _run_from_row(rows[0]) if rows else None
+        if run is not None and by is not None:
+            check_owner(by, run.owner, f"run #{run.id}")
+        return run
 
     def list_runs(self, owner: str | None = None, statuses: Iterable[str] | None = None,
                   limit: int = 200) -> list[Run]:
@@ -397,7 +405,7 @@ class RunStore(StoreBase):
         if status in DONE_STATUSES:
             values["finished_at"] = time.time()
         elif status == "queued":
-            values.update(started_at=None, finished_at=None, stop_requested=0)
+            values.update(started_at=None, finished_at=None, stop_requested=0, stopped_by=None)
         stmt = sa.update(runs).where(runs.c.id == int(run_id)).values(**values)
         if only_if is not None:
             allowed = list(only_if)
@@ -433,19 +441,24 @@ class RunStore(StoreBase):
         with self._db.write() as con:
             return _beat(con, int(run_id)) == 1
 
-    def request_stop(self, run_id: int) -> None:
-        """Raise the stop flag; the worker's ``should_stop`` sees it within a fraction of a s."""
+    def request_stop(self, run_id: int, *, by: Actor) -> None:
+        """Raise the stop flag for ``by`` (its owner, the teacher or the system; anyone else
+        gets :class:`~playground.access.AccessDenied`) and record who asked. The worker's
+        ``should_stop`` sees the flag within a fraction of a second."""
+        self.get_run(run_id, by)
         with self._db.write() as con:
             con.execute(sa.update(runs).where(runs.c.id == int(run_id))
-                        .values(stop_requested=1))
+                        .values(stop_requested=1,  # the first to ask is recorded
+                                stopped_by=sa.func.coalesce(runs.c.stopped_by, by.label)))
 
     def stop_requested(self, run_id: int) -> bool:
         rows = self._read(sa.select(runs.c.stop_requested).where(runs.c.id == int(run_id)))
         return bool(rows and rows[0][0])
 
-    def delete_run(self, run_id: int) -> None:
-        """Delete a finished run with its metrics; refuses while it is queued or running."""
-        run = self.get_run(run_id)
+    def delete_run(self, run_id: int, *, by: Actor) -> None:
+        """Delete a finished run with its metrics, for its owner or the teacher; refuses while
+        it is queued or running."""
+        run = self.get_run(run_id, by)
         if run.is_active:
             raise PlaygroundError(f"run #{run_id} is {run.status}; stop it before deleting it")
         rid = int(run_id)

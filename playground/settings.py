@@ -18,6 +18,8 @@
 | PLAYGROUND_RAY_ADDRESS | (empty) | embedded Ray; ``auto``: ``ray start`` here; ``ray://h:10001`` |
 | PLAYGROUND_CPUS_PER_RUN | 1 | CPU cores one run asks for |
 | PLAYGROUND_GPUS_PER_RUN | 0.25 | share of a GPU one run asks for (0.25: four runs per GPU) |
+| PLAYGROUND_CLASS_CODE | (empty) | when set, students enter it once to claim a name |
+| PLAYGROUND_TEACHER_CODE | (empty) | unlocks the Teacher page; empty: no teacher's room |
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class Settings:
     ray_address: str
     cpus_per_run: float
     gpus_per_run: float
+    class_code: str = ""  # empty: names are claimed without a code
+    teacher_code: str = ""  # empty: nobody can unlock the teacher's room
 
 
 def _float(name: str, default: float, low: float, high: float) -> float:
@@ -84,4 +88,6 @@ def get_settings() -> Settings:
         ray_address=os.environ.get("PLAYGROUND_RAY_ADDRESS", "").strip(),
         cpus_per_run=_float("PLAYGROUND_CPUS_PER_RUN", 1.0, 0.0, 1024.0),
         gpus_per_run=_float("PLAYGROUND_GPUS_PER_RUN", 0.25, 0.0, 64.0),
+        class_code=os.environ.get("PLAYGROUND_CLASS_CODE", "").strip(),
+        teacher_code=os.environ.get("PLAYGROUND_TEACHER_CODE", "").strip(),
     )

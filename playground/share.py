@@ -14,6 +14,7 @@ import binascii
 import json
 import zlib
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from playground.build import check
 from playground.errors import ConfigError, SpecError
@@ -66,3 +67,14 @@ def decode_spec(text: str) -> NetworkSpec:
         return spec
     except SpecError as err:
         raise ConfigError(f"this share link holds an invalid design: {err}") from None
+
+
+def share_link(page_url: str | None, spec: NetworkSpec) -> str:
+    """The link that opens ``spec`` on Build: the app's root on the same host (and base path),
+    ``?d=`` and nothing else, so a student's name and key (in their own page's address) never
+    travel with a shared design. ``page_url`` is the current page's address (``st.context.url``);
+    without one the link is relative (``/?d=...``)."""
+    parts = urlsplit(page_url or "")
+    base = parts.path.rsplit("/", 1)[0] + "/"  # drop the page's name, keep a base path
+    root = urlunsplit((parts.scheme, parts.netloc, base, "", "")) if parts.netloc else "/"
+    return f"{root}?d={encode_spec(spec)}"

@@ -13,7 +13,7 @@ from playground.build import build_model
 from playground.format import fmt_int
 from playground.presets import PRESETS, get_preset
 from playground.share import encode_spec
-from tests.helpers import shown
+from tests.helpers import shown, with_key
 from ui.sources import EDITED, PICK
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -26,7 +26,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _app(query: dict[str, str] | None = None, tab: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
-    for k, v in (query or {}).items():
+    for k, v in with_key(query or {}).items():
         at.query_params[k] = v
     if tab:
         at.session_state["build_tab"] = tab

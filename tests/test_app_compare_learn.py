@@ -13,7 +13,7 @@ from playground.presets import get_preset
 from playground.runs import RunStore, default_db_path
 from playground.targets import analyse_spec, analyse_zoo
 from playground.train import TrainSettings
-from tests.helpers import shown, wait_until
+from tests.helpers import key_for, shown, wait_until
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -28,6 +28,7 @@ def _page(page: str, user: str | None = "Ada", **state: object) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     if user:
         at.query_params["user"] = user
+        at.query_params["key"] = key_for(user)
     at.run()
     for k, v in state.items():
         at.session_state[k] = v

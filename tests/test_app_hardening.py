@@ -17,11 +17,12 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 from streamlit.testing.v1 import AppTest
 
+from playground.access import SYSTEM
 from playground.designs import save_design
 from playground.presets import get_preset
 from playground.runs import MAX_OWNER_CHARS, RunStore, default_db_path, normalise_owner
 from playground.share import encode_spec, encode_state
-from tests.helpers import shown
+from tests.helpers import shown, with_key
 from ui.state import clean_user
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -45,7 +46,7 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _app(query: dict[str, str] | None = None, **state: Any) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
-    for k, v in (query or {}).items():
+    for k, v in with_key(query or {}).items():
         at.query_params[k] = v
     for k, v in state.items():
         at.session_state[k] = v
@@ -215,7 +216,7 @@ def test_design_with_hostile_values_keeps_last_good_and_shows_text() -> None:
 def _hostile_store() -> int:
     """A saved design and a failed run, both named with markup, for ``HOSTILE_USER``."""
     spec = get_preset("small_cnn")
-    save_design(HOSTILE_USER, HOSTILE, spec.model_copy(update={"name": HOSTILE}))
+    save_design(HOSTILE_USER, HOSTILE, spec.model_copy(update={"name": HOSTILE}), by=SYSTEM)
     store = RunStore(default_db_path())
     run_id = store.create_run(HOSTILE_USER, HOSTILE, spec.to_dict(),
                               {"dataset": "shapes", "steps": 2, "seed": 0})

@@ -16,7 +16,7 @@ from playground.runs import RunStore, default_db_path
 from playground.share import encode_spec
 from playground.targets import analyse_spec
 from playground.train import TrainSettings
-from tests.helpers import shown, wait_until
+from tests.helpers import shown, wait_until, with_key
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -78,6 +78,7 @@ def test_start_run_see_it_live_and_finish(at: AppTest) -> None:
     # a second session (a reload) sees the same run from the store
     again = AppTest.from_file(APP, default_timeout=60)
     again.query_params["user"] = "Ada"
+    again.query_params["key"] = at.session_state["user_key"]  # the bookmarked address
     again.run()
     again.switch_page("pages/train.py").run()
     assert "finished" in _progress(again) and "step 60 of 60" in _progress(again)
@@ -105,7 +106,7 @@ def _open(params: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     """The Train page as a fresh browser tab opening ``/train?<params>`` would show it."""
     monkeypatch.setenv("PLAYGROUND_HOME", str(tmp_path / "home"))
     app = AppTest.from_file(APP, default_timeout=60)
-    for k, v in params.items():
+    for k, v in with_key(params).items():
         app.query_params[k] = v
     app.run()
     for k, v in state.items():
@@ -146,21 +147,28 @@ def _captions(at: AppTest) -> str:
     return " ".join(shown(c.value) for c in at.caption)
 
 
-def test_a_run_link_reopens_the_run_on_any_device(monkeypatch, tmp_path) -> None:
+def test_a_run_link_reopens_the_run_for_its_owner_only(monkeypatch, tmp_path) -> None:
     store = _store(monkeypatch, tmp_path)
     rid = _run(store, "Ada", "deep net on Spirals")
     _run(store, "Ada", "a newer run")
-    for who in ("Ada", "Bob", None):  # its owner on another device, someone else, no name
+    # its owner on another device (the bookmarked address carries the key)
+    at = _open({"run": str(rid), "user": "Ada"}, monkeypatch, tmp_path)
+    assert at.session_state["tr_run"] == rid
+    assert f"Run {rid}: deep net on Spirals" in _markdown(at)
+    assert _progress(at) == "finished: step 3 of 3"
+    assert at.query_params["run"] == str(rid)  # the address still names it
+    assert not at.warning, [w.value for w in at.warning]
+    stop = [b for b in at.button if b.key == f"stop_{rid}"]  # the owner's, disabled
+    assert [(b.label, b.disabled) for b in stop] == [("Ended", True)]
+    # someone else, and a browser with no name: told so, and shown nothing of the run
+    for who, why in (("Bob", "belongs to someone else"), (None, "enter your name first")):
         at = _open({"run": str(rid)} | ({"user": who} if who else {}), monkeypatch, tmp_path)
-        assert at.session_state["tr_run"] == rid, who
-        assert f"Run {rid}: deep net on Spirals" in _markdown(at)
-        assert _progress(at) == "finished: step 3 of 3"
-        assert at.query_params["run"] == str(rid)  # the address still names it
-        assert not [w for w in at.warning if "link" in w.value], [w.value for w in at.warning]
-        assert ("Ada's run: read-only" in _captions(at)) == (who != "Ada")
-        stop = [b for b in at.button if b.key == f"stop_{rid}"]  # the owner's, disabled
-        assert [(b.label, b.disabled) for b in stop] == ([("Ended", True)] if who == "Ada"
-                                                         else [])
+        [warning] = [shown(w.value) for w in at.warning if "link" in w.value]
+        assert warning.startswith(f"The link's run #{rid} cannot be opened here") and why in \
+            warning, warning
+        assert at.session_state["tr_run"] is None and "deep net" not in _markdown(at)
+        assert not _progress(at) and not [b for b in at.button if b.key == f"stop_{rid}"]
+        assert "run" not in at.query_params
     # choosing another run puts that one in the address
     at = _open({"user": "Ada", "run": str(rid)}, monkeypatch, tmp_path)
     other = next(o for o in at.selectbox(key="tr_run").options if "a newer run" in o)
@@ -168,15 +176,20 @@ def test_a_run_link_reopens_the_run_on_any_device(monkeypatch, tmp_path) -> None
     assert at.query_params["run"] == other.split()[0][1:]
 
 
-def test_someone_elses_running_run_has_no_stop_button(monkeypatch, tmp_path) -> None:
+def test_only_the_owner_gets_the_stop_button_and_a_name_without_its_key_gets_nothing(
+        monkeypatch, tmp_path) -> None:
     store = _store(monkeypatch, tmp_path)
     rid = _run(store, "Ada", "still going", status="running")
     at = _open({"user": "Bob", "run": str(rid)}, monkeypatch, tmp_path)
-    assert _progress(at).startswith("running: step 3 of 3")
-    assert not [b for b in at.button if b.key == f"stop_{rid}"]
-    assert "Ada's run: read-only" in _captions(at)
+    assert not _progress(at) and not [b for b in at.button if b.key == f"stop_{rid}"]
     at = _open({"user": "ada", "run": str(rid)}, monkeypatch, tmp_path)  # the same name
+    assert _progress(at).startswith("running: step 3 of 3")
     assert at.button(key=f"stop_{rid}").label == "Stop training"
+    # Ada's name typed in another browser, without her key: nothing of Ada's is shown
+    at = _open({"user": "Ada", "key": "guess", "run": str(rid)}, monkeypatch, tmp_path)
+    assert at.session_state["user"] == "" and not _progress(at)
+    assert any("is taken" in e.value for e in at.sidebar.error), [e.value for e in at.error]
+    assert at.button(key="tr_start").disabled
 
 
 @pytest.mark.parametrize("bad", ["abc", "999999", "-1", "1e3", "\uff11", "9" * 40, ""])
@@ -305,7 +318,15 @@ def test_suite_runs_are_grouped_and_the_list_filtered(monkeypatch, tmp_path) -> 
     at.button_group(key="tr_status").set_value(["active"]).run()
     assert any(i.value == "No run matches these filters." for i in at.info)
     assert "run" not in at.query_params
-    # everyone's runs: Bob's appears, with his name
+    # a student has no "everyone's runs": Bob's run is not Ada's to see
     at.button_group(key="tr_status").set_value([]).run()
+    assert not [w for w in at.button_group if w.key == "tr_whose"]
+    at.selectbox(key="tr_group").set_value("__all__").run()
+    assert not [o for o in at.selectbox(key="tr_run").options if "Bob" in o]
+    # the teacher's session sees everyone's, with the owner's name
+    monkeypatch.setenv("PLAYGROUND_TEACHER_CODE", "chalk")
+    at.run()
+    at.text_input(key="_teacher_box").input("chalk").run()
+    assert at.session_state["teacher"]
     at.button_group(key="tr_whose").set_value("everyone").run()
     assert f"#{bobs} Bob's run (finished) · Bob" in at.selectbox(key="tr_run").options

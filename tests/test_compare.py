@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from playground.access import SYSTEM
 from playground.analysis import training_memory
 from playground.compare import (
     COLUMNS,
@@ -73,7 +74,7 @@ def test_vgg16_and_zoo_resnet50_reference_numbers() -> None:
 
 def test_design_and_spec_items(tmp_path) -> None:
     spec = get_preset("lenet5")
-    save_design("ada", "my lenet", spec, path=tmp_path / "d.sqlite")
+    save_design("ada", "my lenet", spec, path=tmp_path / "d.sqlite", by=SYSTEM)
     row = compare_row(design_item("ada", "my lenet", path=tmp_path / "d.sqlite"))
     assert row["params"] == 61_706 and row["kind"] == "design" and row["item"] == "my lenet"
     assert compare_row(spec_item(spec, "open on Build"))["params"] == 61_706

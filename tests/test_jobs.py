@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from playground.access import SYSTEM
 from playground.errors import PlaygroundError
 from playground.jobs import Limits, check_limits, execute_run
 from playground.presets import get_preset
@@ -140,7 +141,7 @@ def test_cancel_running_run_stops_it_and_keeps_metrics(runner: LocalRunner) -> N
     wait_for(lambda: store.last_step(rid) >= 20)
     assert store.get_run(rid).status == "running"
     assert rid in runner.status()["running"]
-    runner.cancel(rid)
+    runner.cancel(rid, by=SYSTEM)
     assert wait_done(store, rid) == "stopped"
     run = store.get_run(rid)
     assert "on request" in run.message
@@ -186,11 +187,11 @@ def test_max_queued_per_owner_and_cancel_of_a_queued_run(runner: LocalRunner) ->
     # both workers are busy, so another owner's run waits in the queue; cancel removes it
     q = runner.start_run("dora", "queued", MLP, _settings(30))
     assert runner.status()["queue"] == [q]
-    assert runner.cancel(q) == "stopped"
-    assert store.get_run(q).message == "stopped before it started"
+    assert runner.cancel(q, by=SYSTEM) == "stopped"
+    assert store.get_run(q).message == "stopped before it started by the server"
     assert store.last_step(q) == -1 and runner.status()["queue"] == []
     for rid in (a, b):
-        runner.cancel(rid)
+        runner.cancel(rid, by=SYSTEM)
     for rid in (a, b):
         assert wait_done(store, rid) == "stopped"
     with pytest.raises(PlaygroundError, match="only a queued run"):
@@ -246,7 +247,7 @@ def test_run_ignoring_its_stop_flag_has_its_worker_replaced(fake_runner: LocalRu
     fake_runner.submit(rid)
     wait_for(lambda: store.get_run(rid).status == "running")
     pid = store.get_run(rid).worker_pid
-    fake_runner.cancel(rid)
+    fake_runner.cancel(rid, by=SYSTEM)
     assert wait_done(store, rid) == "stopped"
     assert "did not respond to the stop request" in store.get_run(rid).message
     with pytest.raises(ProcessLookupError):
@@ -339,9 +340,9 @@ def test_execute_run_leaves_cancelled_or_missing_runs_alone(tmp_path) -> None:
     assert store.get_run(rid).message == "cancelled"
     assert execute_run(4242, store.path) == "missing"
     flagged = store.create_run("ada", "", MLP, _settings())
-    store.request_stop(flagged)
+    store.request_stop(flagged, by=SYSTEM)
     assert execute_run(flagged, store.path) == "stopped"
-    assert store.get_run(flagged).message == "stopped before it started"
+    assert store.get_run(flagged).message == "stopped before it started by the server"
 
 
 # -- the warm-up -------------------------------------------------------------------------------

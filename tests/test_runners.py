@@ -25,11 +25,13 @@ from pathlib import Path
 
 import pytest
 
+from playground.access import SYSTEM
 from playground.errors import ConfigError
 from playground.presets import get_preset
 from playground.runners import Runner, make_runner
 from playground.runners.fair import FairQueue, describe_position, estimate_start_s, ordinal
 from playground.runs import RunStore
+from tests.helpers import key_for
 from tests.runner_jobs import job_for_tests
 
 pytestmark = pytest.mark.timeout(900)
@@ -133,7 +135,7 @@ def test_trainings_run_at_a_lower_cpu_priority(runner: Runner) -> None:
     wait_for(lambda: store.last_step(rid) >= 5)
     pid = store.get_run(rid).worker_pid
     assert niceness(pid) >= 10 > niceness(os.getpid())
-    runner.cancel(rid)
+    runner.cancel(rid, by=SYSTEM)
     assert wait_done(store, rid) == "stopped"
 
 
@@ -142,7 +144,7 @@ def test_cancel_of_a_running_run_stops_it_and_keeps_its_metrics(runner: Runner) 
     rid = runner.start_run("ada", "long", MLP, _settings(200_000))
     wait_for(lambda: store.last_step(rid) >= 20)
     assert store.get_run(rid).status == "running" and rid in runner.status()["running"]
-    assert runner.cancel(rid) in ("running", "stopped")
+    assert runner.cancel(rid, by=SYSTEM) in ("running", "stopped")
     assert wait_done(store, rid) == "stopped"
     assert "on request" in store.get_run(rid).message
     steps = store.get_metrics(rid, ["loss"])["loss"]["steps"]
@@ -158,10 +160,10 @@ def test_cancel_of_a_queued_run_takes_it_out_of_the_queue(runner: Runner) -> Non
     assert runner.status()["queue"] == [waiting]
     position, _ = runner.queue_position(waiting)
     assert position == 1 and runner.queue_position(busy) == (0, 0.0)
-    assert runner.cancel(waiting) == "stopped"
-    assert store.get_run(waiting).message == "stopped before it started"
+    assert runner.cancel(waiting, by=SYSTEM) == "stopped"
+    assert store.get_run(waiting).message == "stopped before it started by the server"
     assert runner.status()["queue"] == [] and runner.queue_position(waiting) is None
-    runner.cancel(busy)
+    runner.cancel(busy, by=SYSTEM)
     assert wait_done(store, busy) == "stopped"
     assert store.last_step(waiting) == -1 and store.get_run(waiting).started_at is None
 
@@ -295,13 +297,14 @@ def test_train_page_shows_a_queued_runs_place_in_line(env, monkeypatch, tmp_path
         waiting = runner.start_run("Ada", "waiting", MLP, _settings(30))
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
         at.query_params["user"] = "Ada"
+        at.query_params["key"] = key_for("Ada")
         at.query_params["run"] = str(waiting)
         at.run()
         at.switch_page("pages/train.py").run()
         assert not at.exception, at.exception
         assert "1st in line" in " ".join(shown(c.value) for c in at.caption)
-        runner.cancel(waiting)
-        runner.cancel(busy)
+        runner.cancel(waiting, by=SYSTEM)
+        runner.cancel(busy, by=SYSTEM)
         assert wait_done(store, busy) == "stopped"
     finally:
         runner.shutdown()

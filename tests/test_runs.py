@@ -14,6 +14,7 @@ import sqlite3
 import pytest
 import sqlalchemy as sa
 
+from playground.access import SYSTEM
 from playground.errors import PlaygroundError
 from playground.runs import STATUSES, RunStore, normalise_owner
 from playground.store.schema import runs
@@ -180,18 +181,18 @@ def test_poll_metrics_sees_every_record_once_even_out_of_step_order(store: RunSt
 def test_stop_flag_and_delete(store: RunStore) -> None:
     rid = store.create_run("ada", "", SPEC, SETTINGS)
     assert not store.stop_requested(rid)
-    store.request_stop(rid)
+    store.request_stop(rid, by=SYSTEM)
     assert store.stop_requested(rid)
     store.append_metrics(rid, [*_records(range(3)), {"step": 0, "name": "layers",
                                                      "labels": ["a"]}])
     with pytest.raises(PlaygroundError, match="stop it before deleting"):
-        store.delete_run(rid)
+        store.delete_run(rid, by=SYSTEM)
     store.set_status(rid, "stopped")
-    store.delete_run(rid)
+    store.delete_run(rid, by=SYSTEM)
     assert store.find_run(rid) is None
     assert store.get_metrics(rid) == {} and store.layer_labels(rid) == []
     requeued = store.create_run("ada", "", SPEC, SETTINGS)
-    store.request_stop(requeued)
+    store.request_stop(requeued, by=SYSTEM)
     store.set_status(requeued, "queued")  # re-queueing clears the flag
     assert not store.stop_requested(requeued)
 

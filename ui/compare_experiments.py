@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from playground.access import Actor
 from playground.compare import gradient_flow
 from playground.data import get_dataset_info, list_datasets
 from playground.designs import list_designs, load_design
@@ -284,7 +285,7 @@ def _batch_view(user: str, batch_id: str) -> None:
                                                  icon=":material/stop:"):
             for rid in active:
                 with contextlib.suppress(PlaygroundError):
-                    get_runner().cancel(rid)
+                    get_runner().cancel(rid, by=Actor(user))
             st.toast("Stopping the experiment's runs...")
         _results(rows)
         _charts(store, b)

@@ -2,9 +2,10 @@
 
 Runs are grouped by ``playground.run_groups``: single runs in one group, every experiment
 launch (a suite or a custom grid from Compare) in its own, so a 13-run suite is one entry of
-the "Group" box rather than 13 entries of the run box. Filters: *Mine* / *Everyone's* (any name
-can see any run: there are no passwords; only the owner may stop one), status classes, and the
-group ("All runs" lists every group's runs together).
+the "Group" box rather than 13 entries of the run box. Filters: status classes and the
+group ("All runs" lists every group's runs together). A student sees only their own runs; the
+teacher also sees everyone's (*Mine* / *Everyone's*). The store checks it again for every run
+read (:mod:`playground.access`).
 
 The run to show is ``st.session_state.tr_run``. Whatever sets it (a ``?run=`` link, Start, a
 test) wins over the filters: they widen to show it. Changing a filter clears it, and the
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 
 import streamlit as st
 
+from playground.access import AccessDenied, Actor
 from playground.run_groups import (
     STATUS_FILTER_TITLES,
     STATUS_FILTERS,
@@ -28,6 +30,7 @@ from playground.run_groups import (
 )
 from playground.runs import ACTIVE_STATUSES, Run
 from ui.jobs import get_store
+from ui.text import md_escape
 
 ALL = "__all__"  # the group option "All runs"
 WHOSE = {"mine": "Mine", "everyone": "Everyone's"}
@@ -58,23 +61,38 @@ def _group_label(group: RunGroup) -> str:
     return ("Experiment: " if group.is_experiment else "") + group.describe()
 
 
-def pick_run(user: str) -> Run | None:
+def _wanted(actor: Actor | None) -> Run | None:
+    """The run asked for (``tr_run``) if it exists and ``actor`` may read it."""
+    state = st.session_state
+    if state.tr_run is None:
+        return None
+    try:
+        if actor is None:
+            raise AccessDenied("enter your name to open runs")
+        return get_store().find_run(state.tr_run, by=actor)
+    except AccessDenied as err:
+        st.warning(md_escape(f"Run #{state.tr_run} cannot be opened here: {err}."))
+        return None
+
+
+def pick_run(actor: Actor | None) -> Run | None:
     """Draw the filters and the run boxes; return the run to show (``None``: none to show)."""
     state = st.session_state
     for key, value in DEFAULTS.items():
         if key not in state:
             state[key] = list(value) if isinstance(value, list) else value
     store = get_store()
-    wanted = store.find_run(state.tr_run) if state.tr_run is not None else None
+    user = actor.name if actor is not None else ""
+    wanted = _wanted(actor)
     if wanted is None:
         state.tr_run = None
-        if not user:
-            st.info("Your runs appear here once you have entered a name and started one.")
-            return None
-    if not user:
-        state.tr_whose = "everyone"  # a run opened by its link: nothing is "mine"
-    runs = store.list_runs(owner=None if state.tr_whose == "everyone" else user,
-                           limit=LIST_LIMIT)
+    if actor is None or not (user or actor.is_staff):
+        st.info("Your runs appear here once you have entered a name and started one.")
+        return None
+    if not actor.is_staff:
+        state.tr_whose = "mine"
+    everyone = state.tr_whose == "everyone" or not user
+    runs = store.list_runs(owner=None if everyone else user, limit=LIST_LIMIT)
     if wanted is not None and wanted.id not in {r.id for r in runs}:  # someone else's, or old
         runs = sorted([*runs, wanted], key=lambda r: r.id, reverse=True)
     statuses = statuses_for(state.tr_status)
@@ -102,11 +120,11 @@ def pick_run(user: str) -> Run | None:
         state.tr_run = first.id if first is not None else None
 
     c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
-    c1.segmented_control("Whose runs", list(WHOSE), format_func=WHOSE.get, key="tr_whose",
-                         required=True, on_change=_on_filter, disabled=not user,
-                         persist_state="session",
-                         help="Anyone can see any run (there are no passwords); only the "
-                         "name that started a run can stop it.")
+    if actor.is_staff:
+        c1.segmented_control("Whose runs", list(WHOSE), format_func=WHOSE.get, key="tr_whose",
+                             required=True, on_change=_on_filter, disabled=not user,
+                             persist_state="session",
+                             help="As the teacher you see and can stop every student's runs.")
     if not runs:
         st.info("No runs yet: choose a network and a data set, then press Start training.")
         return None

@@ -21,6 +21,7 @@ import functools
 
 import streamlit as st
 
+from playground.access import Actor
 from playground.designs import list_designs, load_design, save_design
 from playground.errors import PlaygroundError
 from playground.presets import GROUPS, PRESETS, list_presets
@@ -220,7 +221,8 @@ def _save_box() -> None:
     name = st.text_input("Name", value=spec.name if spec.name != "custom" else "", key="save_name")
     if st.button("Save", key="save_btn", type="primary"):
         try:
-            saved = save_design(user, name, spec.model_copy(update={"name": name}))
+            saved = save_design(user, name, spec.model_copy(update={"name": name}),
+                                by=Actor(user))
         except PlaygroundError as err:
             st.error(md_escape(err))
             return

@@ -1,7 +1,7 @@
-"""Session-state keys, set up in one place, and the sidebar identity ("your name").
+"""Session-state keys, set up in one place, and the session's first read of the address.
 
-Identity is classroom-simple: a free-text name kept in the URL (``?user=...``) so a reload or
-another device opening the same URL sees the same saved designs and runs. No passwords.
+Who the session is (a claimed name with its key, a login, the teacher) is
+:mod:`ui.identity`'s; :func:`clean_user` normalises a typed or linked name as the stores keep it.
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ from playground.runs import MAX_OWNER_CHARS, normalise_owner
 from playground.share import decode_spec
 from playground.spec import NetworkSpec
 from ui.compare_state import COMPARE_KEYS
+from ui.identity import restore_identity
 from ui.text import md_escape
 
 DEFAULT_PRESET = "small_cnn"
 
 # Every key the pages share, with its initial value.
 KEYS = {
-    "user": "",
+    "user": "",  # the signed-in name (key checked or logged in); "" for none
+    "user_key": "",  # the key of that name, kept in the address
+    "teacher": False,  # the teacher's code was given in this session
     "spec": None,  # the NetworkSpec being edited (may be invalid)
     "source": "preset:" + DEFAULT_PRESET,  # where the design came from
     "zoo": None,  # {"name": ..., "input": (c, h, w), "num_classes": n} when a zoo model is open
@@ -88,7 +91,7 @@ def init_state() -> None:
     if not first:
         return
     params = st.query_params
-    st.session_state.user = clean_user(params.get("user", ""))
+    restore_identity()
     link = params.get("d")
     if link:
         try:
@@ -156,30 +159,6 @@ def clean_user(raw: object) -> str:
         return normalise_owner(text)
     except PlaygroundError:
         return ""
-
-
-def _on_user_change() -> None:
-    st.session_state.user = clean_user(st.session_state["_user_box"])
-
-
-def sidebar_identity() -> None:
-    """The 'your name' box; mirrored into the URL so a reload keeps it."""
-    with st.sidebar:
-        st.text_input(
-            "Your name",
-            value=st.session_state.user,
-            key="_user_box",
-            on_change=_on_user_change,
-            placeholder="e.g. Ada",
-            help="Saved designs and runs are kept under this name. No password: anyone using "
-            "the same name shares them. It is kept in the page address, so a reload keeps it.",
-        )
-        if not st.session_state.user:
-            st.caption("Enter a name to save designs and runs.")
-    if st.session_state.user:
-        st.query_params["user"] = st.session_state.user
-    elif "user" in st.query_params:
-        del st.query_params["user"]
 
 
 def show_flash() -> None:

@@ -5,7 +5,7 @@
   (``playground.share``), so it survives a reload too.
 - ``?data=<name>``: the data set.
 - ``?run=<id>``: the run shown. Runs live in the server's store, so the link reopens the run on
-  any device and under any name; someone else's run is shown read-only.
+  any device, for its owner and the teacher; anyone else is told it is not theirs.
 
 :func:`restore_from_url` reads them once per session, on the first visit to Train (the
 session's other state wins afterwards: the Train widgets keep their values across page
@@ -20,6 +20,7 @@ import contextlib
 
 import streamlit as st
 
+from playground.access import AccessDenied, Actor
 from playground.build import validate
 from playground.data import list_datasets
 from playground.designs import list_designs
@@ -58,7 +59,7 @@ def parse_run_id(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
-def restore_from_url(user: str) -> None:
+def restore_from_url(user: str, actor: Actor | None) -> None:
     """On the session's first visit to Train, take network, data set and run from the URL."""
     state = st.session_state
     if state.get(_READ):
@@ -85,11 +86,20 @@ def restore_from_url(user: str) -> None:
         run_id = parse_run_id(run)
         if run_id is None:
             state.flash.append(("warning", f"The link's run {_quote(run)} is not a run number."))
-        elif get_store().find_run(run_id) is None:
-            state.flash.append(("warning", f"The link's run #{run_id} does not exist (it may "
-                                           "have been deleted)."))
         else:
-            state.tr_run = run_id
+            try:
+                if actor is None:
+                    raise AccessDenied("enter your name first: runs are shown to their owner")
+                found = get_store().find_run(run_id, by=actor)
+            except AccessDenied as err:
+                state.flash.append(("warning", f"The link's run #{run_id} cannot be opened "
+                                               f"here: {err}."))
+            else:
+                if found is None:
+                    state.flash.append(("warning", f"The link's run #{run_id} does not exist "
+                                                   "(it may have been deleted)."))
+                else:
+                    state.tr_run = run_id
 
 
 def _put(name: str, value: str | None) -> None:

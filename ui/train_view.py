@@ -10,8 +10,8 @@ has ended: a worker stores its last records before its final status, so the pass
 sees the end also draws the final numbers, with "Stop training" turned into a disabled
 "Ended" button of the same key (see ``_header``). The header's elements vary with the status
 (a message, a caption), so they sit in a container of their own: the charts below keep their
-place in the page and are updated in place, never redrawn from scratch. Only the run's owner
-gets "Stop training"; anyone else sees the run read-only.
+place in the page and are updated in place, never redrawn from scratch. The run's owner and
+the teacher get "Stop training"; the store refuses anyone else the run altogether.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 
 import streamlit as st
 
+from playground.access import Actor
 from playground.errors import PlaygroundError
 from playground.format import fmt_duration, fmt_int, fmt_wall
-from playground.run_groups import same_owner
 from playground.runners.fair import describe_position
 from playground.runs import ACTIVE_STATUSES, Run
 from ui.charts import PALETTE
@@ -77,12 +77,12 @@ def _progress(run: Run, series: dict[str, Any]) -> tuple[int, int, float | None]
     return done, total, eta
 
 
-def _header(run: Run, series: dict[str, Any], user: str) -> None:
+def _header(run: Run, series: dict[str, Any], actor: Actor) -> None:
     icon = STATUS_ICON.get(run.status, "")
     done, total, eta = _progress(run, series)
     left, right = st.columns([4, 1], vertical_alignment="center")
     left.markdown(f"#### {icon} Run {run.id}: {md_escape(run.title)}")
-    mine = bool(user) and same_owner(run.owner, user)
+    mine = actor.may_act_on(run.owner)
     # The owner's slot always holds a button with the same key: the browser shows a widget that
     # a pass no longer draws until that pass ends (another element in its place does not
     # replace it), so the pass that sees the end turns the button into a disabled "Ended"
@@ -97,7 +97,7 @@ def _header(run: Run, series: dict[str, Any], user: str) -> None:
                       help=f"The run ended on {time.strftime('%d %b %Y at %H:%M', ended)}.")
         elif st.button("Stop training", icon=":material/stop:", key=f"stop_{run.id}"):
             try:
-                get_runner().cancel(run.id)
+                get_runner().cancel(run.id, by=actor)
                 st.toast(f"Stopping run {run.id}...")
             except PlaygroundError as err:
                 st.error(md_escape(err))
@@ -208,11 +208,11 @@ def _charts(cache: dict[str, Any], clipping: bool) -> None:
             st.plotly_chart(lr_chart(item), width="stretch", key="ch_lr")
 
 
-def run_view(run_id: int, user: str) -> None:
-    """Draw one run; polls once a second while it is active. ``user`` may stop it if it is
-    theirs."""
+def run_view(run_id: int, actor: Actor) -> None:
+    """Draw one run for ``actor`` (its owner or the teacher: the store refuses anyone else);
+    polls once a second while it is active."""
     try:
-        run = get_store().get_run(run_id)
+        run = get_store().get_run(run_id, by=actor)
     except PlaygroundError as err:
         st.warning(md_escape(err))
         return
@@ -222,12 +222,12 @@ def run_view(run_id: int, user: str) -> None:
     def live() -> None:
         store = get_store()
         cache = _metrics(run_id)
-        current = store.get_run(run_id)  # after the metrics: see the module docstring
+        current = store.get_run(run_id, by=actor)  # after the metrics: see the docstring
         ended = current.status not in ACTIVE_STATUSES
         if active and ended:
             cache = _metrics(run_id)  # the records stored just before the final status
         with st.container():
-            _header(current, cache["series"], user)
+            _header(current, cache["series"], actor)
         _summary(cache["series"])
         _charts(cache, bool(current.settings.get("clip_norm")))
         notes = current.summary.get("notes") or []

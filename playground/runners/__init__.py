@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from playground.access import Actor
 from playground.errors import ConfigError
 from playground.runners.base import StoreLike, lower_priority, store_location
 from playground.runs import RunStore
@@ -37,7 +38,7 @@ class Runner(Protocol):
     store: RunStore
     max_queued: int  # queued or running runs one owner may have
 
-    def start_run(self, owner: str, title: str, spec: dict[str, Any],
+    def start_run(self, owner: str | Actor, title: str, spec: dict[str, Any],
                   settings: dict[str, Any]) -> int:
         """Check the owner's queue limit, create the run and submit it; returns its id."""
         ...
@@ -46,8 +47,9 @@ class Runner(Protocol):
         """Queue a ``queued`` run of the store."""
         ...
 
-    def cancel(self, run_id: int) -> str:
-        """Stop a queued or running run; returns its status after the call."""
+    def cancel(self, run_id: int, *, by: Actor) -> str:
+        """Stop a queued or running run for ``by`` (its owner, the teacher or the system:
+        anyone else is refused); returns its status after the call."""
         ...
 
     def status(self) -> dict[str, Any]:

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from playground.access import Actor
+from playground.classroom import ClassStore, enforce
 from playground.errors import PlaygroundError
 from playground.jobs import JobFn, describe_error
 from playground.runners.fair import FairQueue, estimate_start_s
@@ -94,14 +96,26 @@ class QueueingRunner:
         return self.location
 
     # -- the interface -----------------------------------------------------------------------
-    def start_run(self, owner: str, title: str, spec: dict[str, Any],
+    def start_run(self, owner: str | Actor, title: str, spec: dict[str, Any],
                   settings: dict[str, Any]) -> int:
-        """Check the owner's queue limit, create the run in the store and submit it."""
-        owner = normalise_owner(owner)
+        """Check the class settings and the owner's queue limit, create the run in the store
+        and submit it.
+
+        ``owner`` is the :class:`~playground.access.Actor` starting the run (a plain name is a
+        student of that name): the class settings (:mod:`playground.classroom`) bind students,
+        not the teacher or the system.
+        """
+        actor = owner if isinstance(owner, Actor) else Actor(normalise_owner(owner))
+        name = normalise_owner(actor.name) if actor.name else ""
+        if not name:
+            raise PlaygroundError("a run needs an owner: enter your name first")
+        rules = ClassStore(self.store.url).get()  # read per start: the teacher may change it
+        enforce(settings, spec, rules, actor)
+        limit = None if actor.is_staff else rules.queue_limit
         with self._lock:
             self._check_open()
-            self._check_quota(owner, self.store.count_active(owner))
-            run_id = self.store.create_run(owner, title, spec, settings)
+            self._check_quota(name, self.store.count_active(name), limit)
+            run_id = self.store.create_run(name, title, spec, settings)
             self.submit(run_id)
         return run_id
 
@@ -129,14 +143,16 @@ class QueueingRunner:
             self._dispatch()
         self._wake()
 
-    def cancel(self, run_id: int) -> str:
-        """Stop a run: a queued one leaves the queue (``stopped``), a running one gets its stop
-        flag (and is ended by force if it ignores it). Returns the run's status after the
-        call."""
+    def cancel(self, run_id: int, *, by: Actor) -> str:
+        """Stop a run for ``by`` (its owner, the teacher or the system; anyone else gets
+        :class:`~playground.access.AccessDenied` and nothing changes): a queued one leaves the
+        queue (``stopped``), a running one gets its stop flag (and is ended by force if it
+        ignores it). Returns the run's status after the call."""
+        self.store.get_run(run_id, by)  # the owner check, before anything changes
         with self._lock:
             self._queue.remove(run_id)
-            self.store.request_stop(run_id)
-            self.store.set_status(run_id, "stopped", "stopped before it started",
+            self.store.request_stop(run_id, by=by)
+            self.store.set_status(run_id, "stopped", f"stopped before it started by {by.label}",
                                   only_if=("queued",))
             self._stop_held(run_id)
         return self.store.get_run(run_id).status
@@ -205,11 +221,14 @@ class QueueingRunner:
         if self._broken:
             raise PlaygroundError(self._broken)
 
-    def _check_quota(self, owner: str, others: int) -> None:
-        if others >= self.max_queued:
+    def _check_quota(self, owner: str, others: int, class_limit: int | None = None) -> None:
+        limit, source = self.max_queued, "PLAYGROUND_MAX_QUEUED"
+        if class_limit is not None and class_limit < limit:
+            limit, source = class_limit, "the class settings"
+        if others >= limit:
             raise PlaygroundError(
                 f"{owner} already has {others} runs queued or running and the limit is "
-                f"{self.max_queued} (PLAYGROUND_MAX_QUEUED); wait for one to finish or stop one"
+                f"{limit} ({source}); wait for one to finish or stop one"
             )
 
     def _interrupt_queued(self, message: str) -> None:

@@ -53,6 +53,7 @@ from multiprocessing import get_context
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from playground.access import SYSTEM
 from playground.jobs import _SHUTDOWN, JobFn, execute_run, request_shutdown
 from playground.runners.base import QueueingRunner, StoreLike, lower_priority, run_job
 from playground.runs import ACTIVE_STATUSES, RunStore
@@ -507,7 +508,7 @@ class LocalRunner(QueueingRunner):
         shut = [w.run_id for w in self._workers if w.run_id is not None and w.stop_asked is None]
         for rid in busy:
             with contextlib.suppress(Exception):
-                self.store.request_stop(rid)
+                self.store.request_stop(rid, by=SYSTEM)
         for w in self._workers:
             with contextlib.suppress(OSError):
                 w.conn.send(None)

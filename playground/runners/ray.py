@@ -43,6 +43,7 @@ from typing import Any
 import ray
 from ray import exceptions as ray_errors
 
+from playground.access import SYSTEM
 from playground.errors import ConfigError
 from playground.jobs import JobFn, Limits, describe_error, execute_run
 from playground.runners.base import (
@@ -286,7 +287,7 @@ class RayRunner(QueueingRunner):
         runs = {ref: h for ref, h in held.items() if h.run_id is not None}
         for h in runs.values():
             with contextlib.suppress(Exception):
-                self.store.request_stop(h.run_id)
+                self.store.request_stop(h.run_id, by=SYSTEM)
         with contextlib.suppress(Exception):
             if held:
                 ray.wait(list(held), num_returns=len(held), timeout=timeout)

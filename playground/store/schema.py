@@ -62,6 +62,7 @@ runs = sa.Table(
     sa.Column("runner", sa.Text),  # runner backend ("local", "ray")
     sa.Column("device", sa.Text),  # torch device ("cpu", "cuda:0")
     sa.Column("owner_key", sa.Text, nullable=False, server_default=""),  # name_key(owner)
+    sa.Column("stopped_by", sa.Text),  # who asked it to stop (Actor.label)
     sa.Index("runs_status", "status"),
     sa.Index("runs_owner_key_status", "owner_key", "status"),
     sqlite_autoincrement=True,  # ids of deleted runs are never reused
@@ -96,4 +97,20 @@ designs = sa.Table(
     sa.Column("owner_key", sa.Text, nullable=False, server_default=""),  # name_key(owner)
     sa.Column("name_key", sa.Text, nullable=False, server_default=""),  # name_key(name)
     sa.Index("designs_key", "owner_key", "name_key", unique=True),
+)
+
+identities = sa.Table(
+    "identities", metadata,
+    sa.Column("owner_key", sa.Text, primary_key=True),  # name_key(owner)
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("key_hash", sa.Text, nullable=False),  # SHA-256 of the key, hex
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("reset_at", sa.Double),
+)
+
+class_settings = sa.Table(
+    "class_settings", metadata,
+    sa.Column("key", sa.Text, primary_key=True),  # "class": one row today
+    sa.Column("value_json", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
 )

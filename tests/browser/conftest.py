@@ -140,3 +140,13 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
+
+
+def start_training(pg, steps: int) -> None:
+    """On the Train page: set Steps to ``steps`` and press Start training."""
+    main = pg.locator("[data-testid=stMain]")
+    box = main.get_by_role("spinbutton", name="Steps", exact=True)
+    box.fill(str(steps))
+    box.press("Enter")
+    wait_for_app(pg)
+    main.get_by_role("button", name="Start training").click()

@@ -12,11 +12,12 @@ import os
 import platform
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from playground.runs import RunStore
-from tests.browser.conftest import _serve, wait_for_app
+from tests.browser.conftest import _serve, start_training, wait_for_app
 from tests.postgres import LocalPostgres, find_bin_dir, postgres_required
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
@@ -46,12 +47,7 @@ def _cluster_env(url: str) -> dict[str, str]:
 def _start(page, url: str, user: str) -> None:
     page.goto(f"{url}/train?user={user}")
     wait_for_app(page, "Start training")
-    main = page.locator(MAIN)
-    steps = main.get_by_role("spinbutton", name="Steps", exact=True)
-    steps.fill("30")
-    steps.press("Enter")
-    wait_for_app(page)
-    main.get_by_role("button", name="Start training").click()
+    start_training(page, 30)
 
 
 def test_two_students_train_on_ray_and_a_second_server_sees_the_runs(
@@ -70,6 +66,8 @@ def test_two_students_train_on_ray_and_a_second_server_sees_the_runs(
             bar = pg.locator(MAIN).get_by_test_id("stProgress").first
             bar.filter(has_text="finished").wait_for(timeout=300_000)
             pg.locator(MAIN).get_by_text(f"of {host} (Ray)").first.wait_for()
+        # the address now holds each student's key: the bookmark that works on any server
+        ada_key = parse_qs(urlparse(pages[0].url).query)["key"][0]
         store = RunStore(class_store)
         runs = store.list_runs()
         assert sorted(r.owner for r in runs) == ["Ada", "Bob"]
@@ -84,7 +82,7 @@ def test_two_students_train_on_ray_and_a_second_server_sees_the_runs(
         context.set_default_timeout(240_000)
         pg = context.new_page()
         ada = next(r for r in RunStore(class_store).list_runs() if r.owner == "Ada")
-        pg.goto(f"{url_b}/train?user=Ada&run={ada.id}")
+        pg.goto(f"{url_b}/train?user=Ada&key={ada_key}&run={ada.id}")
         wait_for_app(pg)
         pg.locator(MAIN).get_by_test_id("stProgress").first.filter(
             has_text="finished").wait_for()

@@ -23,7 +23,7 @@ def _main(pg):
 
 def _open(pg, app_url: str, link: str, text: str) -> None:
     """Start at the app's root (the router), then follow the sidebar link, as a user does."""
-    pg.goto(app_url + "/?user=Ada")
+    pg.goto(app_url + f"/?user=Ada-{link}")  # a name of its own: each claims it afresh
     wait_for_app(pg, "Build a network")
     pg.get_by_role("link", name=link).click()
     wait_for_app(pg, text)

@@ -1,0 +1,187 @@
+"""The sidebar identity: a claimed name and its key, an OpenID login, the teacher's code.
+
+Three ways to be someone (see :mod:`playground.identity` and :mod:`playground.access`):
+
+- **A claimed name** (the default). Typing an unclaimed name claims it: the server makes a
+  private key and the page puts ``?user=<name>&key=<key>`` in its address, so a reload or the
+  bookmark on another device keeps working. A name claimed by someone else needs its key
+  (from that address, or typed into the Key box); the teacher can give a new one.
+  ``PLAYGROUND_CLASS_CODE``, when set, is asked for once before a name can be claimed.
+- **An OpenID login** (Streamlit's ``st.login``) when ``[auth]`` is configured in
+  ``.streamlit/secrets.toml``: the provider's e-mail address (else its name) is the owner, and
+  names and keys are not offered.
+- **The teacher**: ``PLAYGROUND_TEACHER_CODE`` typed into the Teacher box (compared in constant
+  time, never put in the address) makes this session the teacher's until it locks again.
+
+``st.session_state.user`` holds the name only once it is proven (key checked or login);
+every page passes :func:`current_actor` to the stores and runner, which check it again.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from playground.access import Actor
+from playground.errors import PlaygroundError
+from playground.identity import class_code_required, teacher_code_ok
+from playground.settings import get_settings
+from ui.jobs import get_identities
+from ui.text import md_escape
+
+_ERROR = "_id_error"  # the last sign-in problem, shown under the boxes
+
+
+def current_actor() -> Actor | None:
+    """Who this session acts as: the teacher (with their name, if any), a signed-in student,
+    or ``None`` (no name yet)."""
+    state = st.session_state
+    if state.get("teacher"):
+        return Actor(state.get("user", ""), "teacher")
+    return Actor(state.user) if state.get("user") else None
+
+
+def auth_configured() -> bool:
+    """Whether Streamlit's OpenID login is configured (``[auth]`` in secrets.toml)."""
+    try:
+        from streamlit.auth_util import get_secrets_auth_section
+
+        return bool(get_secrets_auth_section())
+    except Exception:  # no secrets file, or one Streamlit cannot read: no login
+        return False
+
+
+def login_name() -> str:
+    """The logged-in user's owner name (e-mail, else name), or ``""``."""
+    from ui.state import clean_user
+
+    user = st.user
+    if not user.get("is_logged_in"):
+        return ""
+    return clean_user(user.get("email") or user.get("name") or "")
+
+
+def sign_in(name: str, key: str = "", class_code: str = "") -> bool:
+    """Sign this session in as ``name``: with its ``key``, or by claiming an unclaimed name.
+    On success the name and key are kept in the session (and so in the address)."""
+    state = st.session_state
+    state[_ERROR] = ""
+    if not name:
+        state.user, state.user_key = "", ""
+        return False
+    ids = get_identities()
+    try:
+        if key or ids.is_claimed(name):
+            actor = ids.authenticate(name, key)
+        else:
+            key = ids.claim(name, class_code)
+            actor = Actor(name)
+            state.flash.append(("success", f"The name {name} is yours now. Your key is in this "
+                                "page's address: bookmark it to come back, also from another "
+                                "device, and keep it to yourself."))
+    except PlaygroundError as err:
+        state.user, state.user_key = "", ""
+        state[_ERROR] = str(err)
+        return False
+    state.user, state.user_key = actor.name, key
+    return True
+
+
+def restore_identity() -> None:
+    """On a session's first run: the login, or the name and key from the address."""
+    from ui.state import clean_user
+
+    if auth_configured():
+        st.session_state.user = login_name()
+        return
+    params = st.query_params
+    name = clean_user(params.get("user", ""))
+    if name:
+        sign_in(name, params.get("key", "")[:200])
+
+
+def _on_name() -> None:
+    from ui.state import clean_user
+
+    state = st.session_state
+    sign_in(clean_user(state["_user_box"]), state.get("_key_box", "") or "",
+            state.get("_class_code", "") or "")
+
+
+def _on_teacher_code() -> None:
+    state = st.session_state
+    code = state.get("_teacher_box", "") or ""
+    state["_teacher_box"] = ""  # never kept in a widget after use
+    state.teacher = teacher_code_ok(code)
+    state["_teacher_error"] = "" if state.teacher else "That is not the teacher's code."
+
+
+def _lock_teacher() -> None:
+    st.session_state.teacher = False
+
+
+def sidebar_identity() -> None:
+    """The sidebar's identity boxes; keeps ``?user=`` and ``?key=`` in the address."""
+    state = st.session_state
+    with st.sidebar:
+        if auth_configured():
+            _login_box()
+        else:
+            _name_boxes()
+        _teacher_box()
+    if auth_configured():
+        return
+    for param, value in (("user", state.user), ("key", state.user_key if state.user else "")):
+        if value:
+            if st.query_params.get(param) != value:
+                st.query_params[param] = value
+        elif param in st.query_params:
+            del st.query_params[param]
+
+
+def _login_box() -> None:
+    state = st.session_state
+    state.user = login_name()
+    if state.user:
+        st.markdown(f"Logged in as **{md_escape(state.user)}**")
+        st.button("Log out", on_click=st.logout, key="_logout")
+    else:
+        st.button("Log in", on_click=st.login, key="_login", type="primary")
+        st.caption("Log in to save designs and start runs.")
+
+
+def _name_boxes() -> None:
+    state = st.session_state
+    if class_code_required() and not state.user:
+        st.text_input("Class code", key="_class_code", type="password",
+                      help="Your teacher gives it out once; it lets you claim a name.")
+    st.text_input(
+        "Your name", value=state.user, key="_user_box", on_change=_on_name,
+        placeholder="e.g. Ada",
+        help="Your saved designs and runs are kept under this name. The first to use a name "
+        "gets a private key in the page address: bookmark it to come back.")
+    if state.get(_ERROR):
+        st.error(md_escape(state[_ERROR]))
+        st.text_input("Key (if this name is yours)", key="_key_box", type="password",
+                      on_change=_on_name,
+                      help="The key= part of your bookmarked address. Lost it? Ask the teacher "
+                      "for a new one.")
+    elif state.user:
+        st.caption("Your key is in this page's address: bookmark it. Share designs with the "
+                   "link on Build's Export & share tab, not with the address.")
+    else:
+        st.caption("Enter a name to save designs and runs.")
+
+
+def _teacher_box() -> None:
+    state = st.session_state
+    if not get_settings().teacher_code:
+        return
+    if state.get("teacher"):
+        st.caption("Teacher mode is on.")
+        st.button("Leave teacher mode", on_click=_lock_teacher, key="_teacher_lock")
+        return
+    with st.expander("Teacher"):
+        st.text_input("Teacher's code", key="_teacher_box", type="password",
+                      on_change=_on_teacher_code)
+        if state.get("_teacher_error"):
+            st.error(state["_teacher_error"])
