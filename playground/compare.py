@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from playground.access import Actor
 from playground.analysis import Analysis, training_memory
 from playground.designs import load_design
 from playground.errors import PlaygroundError
@@ -111,9 +112,11 @@ def zoo_item(name: str, input_shape: tuple[int, ...] | None = None,
                        num_classes=num_classes)
 
 
-def design_item(owner: str, name: str, *, path: Any = None) -> CompareItem:
-    """A design ``owner`` saved as ``name`` (``path``: another store file, for tests)."""
-    spec = load_design(owner, name, path=path)
+def design_item(owner: str, name: str, *, by: Actor | None = None,
+                path: Any = None) -> CompareItem:
+    """A design ``owner`` saved as ``name``, if ``by`` may read it (``path``: another store
+    file, for tests)."""
+    spec = load_design(owner, name, by=by, path=path)
     return CompareItem("design", name, name, spec=spec, input_shape=spec.input.shape,
                        num_classes=spec.num_classes)
 
@@ -124,9 +127,9 @@ def spec_item(spec: NetworkSpec, label: str | None = None) -> CompareItem:
                        input_shape=spec.input.shape, num_classes=spec.num_classes)
 
 
-def run_item(store: RunStore, run_id: int) -> CompareItem:
-    """A run from the store; its spec is analysed as it was trained."""
-    run = store.get_run(run_id)
+def run_item(store: RunStore, run_id: int, by: Actor | None = None) -> CompareItem:
+    """A run from the store, if ``by`` may read it; its spec is analysed as it was trained."""
+    run = store.get_run(run_id, by)
     label = f"#{run.id} {run.title}".strip()
     try:
         spec = spec_from_dict(run.spec)

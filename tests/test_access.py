@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from playground.access import SYSTEM, AccessDenied, Actor, teacher
 from playground.classroom import ClassSettings, ClassStore, class_rows, enforce
+from playground.compare import design_item, run_item
 from playground.designs import DesignStore
 from playground.errors import ConfigError, PlaygroundError
 from playground.identity import IdentityStore, NameTaken, codes_match, hash_key, teacher_code_ok
@@ -97,6 +98,9 @@ def test_the_run_store_refuses_other_students_and_records_who_stopped(db_url: st
     store.request_stop(rid, by=ADA)  # the first to ask is the one recorded
     assert store.stop_requested(rid) and store.get_run(rid).stopped_by == "the teacher"
     store.set_status(rid, "stopped", "stopped")
+    with pytest.raises(AccessDenied):  # nor can Compare put it next to Bob's runs
+        run_item(store, rid, by=BOB)
+    assert run_item(store, rid, by=ADA).run.id == rid
     with pytest.raises(AccessDenied):
         store.delete_run(rid, by=BOB)
     assert store.find_run(rid) is not None
@@ -118,6 +122,8 @@ def test_the_design_store_refuses_other_students(db_url: str) -> None:
         designs.load_design("Ada", "mine", by=BOB)
     with pytest.raises(AccessDenied):
         designs.list_designs("Ada", by=BOB)
+    with pytest.raises(AccessDenied):
+        design_item("Ada", "mine", by=BOB, path=db_url)
     assert [d.name for d in designs.list_designs("Ada", by=TEACHER)] == ["mine"]
     assert designs.load_design("Ada", "mine", by=ADA) == net  # untouched by Bob's attempts
     assert designs.delete_design("Ada", "mine", by=TEACHER)

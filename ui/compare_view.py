@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from playground.access import Actor
 from playground.analysis import OPTIMIZER_STATE_SLOTS
 from playground.build import validate
 from playground.compare import (
@@ -44,6 +45,7 @@ from playground.zoo import zoo_names
 from ui.charts import PALETTE
 from ui.compare_charts import figures_html, layer_bars, stage_bars
 from ui.compare_state import keep
+from ui.identity import current_actor
 from ui.jobs import get_store
 from ui.run_charts import accuracy_chart, grad_norm_chart, gradient_flow_chart, scalar_chart
 from ui.text import html_text, md_escape
@@ -83,9 +85,9 @@ def make_item(key: str, user: str) -> CompareItem:
     if kind == "zoo":
         return zoo_item(name)
     if kind == "design":
-        return design_item(user, name)
+        return design_item(user, name, by=current_actor() or Actor(""))
     if kind == "run":
-        return run_item(get_store(), int(name))
+        return run_item(get_store(), int(name), current_actor() or Actor(""))  # "": nobody
     if kind == "build":
         spec = st.session_state.spec
         return spec_item(spec, f"Build: {spec.name}")

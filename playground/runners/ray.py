@@ -79,8 +79,10 @@ def connect(address: str) -> str:
         if address:
             _init_on_anchor_thread(address=address, **quiet)
             return "joined"
-        # task processes at the local workers' niceness (Ray's own default is 15)
-        _init_on_anchor_thread(include_dashboard=False,
+        # a Ray of our own (address="local"): with no address, ray.init would join a cluster
+        # that `ray start` left running on this machine. Task processes at the local workers'
+        # niceness (Ray's own default is 15).
+        _init_on_anchor_thread(address="local", include_dashboard=False,
                                _system_config={"worker_niceness": WORKER_NICENESS}, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"cannot reach Ray at PLAYGROUND_RAY_ADDRESS={address!r}: "
