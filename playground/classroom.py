@@ -14,7 +14,8 @@ The teacher and the system are exempt.
 - ``locked``: training settings fixed to a value (``{"steps": 300, "optimizer": "adam"}``);
   keys are :class:`playground.train.TrainSettings` fields from :data:`LOCKABLE`.
 - ``message`` and ``message_link``: a line shown at the top of every student's page, with an
-  optional link: ``preset:<name>`` (opens it on Train), ``lesson:<id>`` (opens it on Learn).
+  optional link: ``preset:<name>`` (opens it on Train), ``lesson:<id>`` (opens it on Learn),
+  ``experiment:<name>`` (opens the suite on Compare's Experiments tab).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ LOCKABLE: dict[str, str] = {
     "augment": "Augment",
     "amp": "Mixed precision",
 }
-LINK_KINDS = ("preset", "lesson")
+LINK_KINDS = ("preset", "lesson", "experiment")
 
 
 class ClassSettings(BaseModel):
@@ -85,10 +86,13 @@ class ClassSettings(BaseModel):
             return value
         kind, _, name = value.partition(":")
         if kind not in LINK_KINDS or not name:
-            raise ValueError("a link is preset:<name> or lesson:<id>")
+            raise ValueError("a link is preset:<name>, lesson:<id> or experiment:<name>")
         if kind == "preset":
             from playground.presets import PRESETS
             PRESETS.get(name)
+        elif kind == "experiment":
+            from playground.experiments import EXPERIMENTS
+            EXPERIMENTS.get(name)
         else:
             from playground.lessons import LESSONS
             LESSONS.get(name)

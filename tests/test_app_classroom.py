@@ -155,6 +155,16 @@ def test_the_class_message_is_shown_as_text_with_its_link() -> None:
     assert not at.exception, at.exception
     assert any(t.value == "Train" for t in at.title)
     assert at.session_state["tr_network"] == "preset:deep_sigmoid_mlp"
+    # a link to an experiment opens its suite on Compare's Experiments tab
+    ClassStore(default_db_path()).save(ClassSettings(
+        message="Run the ladder", message_link="experiment:ladder"), by=teacher())
+    time.sleep(1.1)  # another server's change: every page reads the settings at most 1x a second
+    at.run()
+    at.button(key="_class_link").click().run()
+    assert not at.exception, at.exception
+    assert any(t.value == "Compare" for t in at.title)
+    assert at.session_state["cmp_tab"] == "Experiments"
+    assert at.session_state["exp_suite"] == "ladder"
     ClassStore(default_db_path()).save(ClassSettings(), by=teacher())
     time.sleep(1.1)  # another server's change: every page reads the settings at most 1x a second
     at.run()

@@ -2,7 +2,7 @@
 
 - The class message (:class:`playground.classroom.ClassSettings`) sits at the top of every
   page, shown as text, with its optional link as a button: ``preset:<name>`` opens the preset
-  on Train, ``lesson:<id>`` the lesson on Learn.
+  on Train, ``lesson:<id>`` the lesson on Learn, ``experiment:<name>`` the suite on Compare.
 - Present mode (``?present=1``), for the projector: no sidebar, no header, no editing column
   on Build and Train, and everything 1.3x larger (CSS ``zoom``, so charts grow with the text).
 """
@@ -14,6 +14,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from playground.classroom import ClassSettings
 from playground.errors import PlaygroundError
+from playground.experiments import get_suite
 from playground.lessons import get_lesson
 from playground.presets import PRESETS
 from ui.text import md_escape
@@ -48,6 +49,9 @@ def _open_link(kind: str, name: str) -> None:
         state.tr_network = f"preset:{name}"
         state.tr_dataset = PRESETS.get(name).dataset
         state.tr_run = None
+    elif kind == "experiment":
+        state.exp_suite = name
+        state.cmp_goto = "Experiments"
     else:
         state.learn_lesson = name
 
@@ -66,6 +70,8 @@ def class_banner(rules: ClassSettings) -> None:
                 title, page = PRESETS.get(name).title, "pages/train.py"
             elif kind == "lesson":
                 title, page = get_lesson(name).title, "pages/learn.py"
+            elif kind == "experiment":
+                title, page = get_suite(name).title, "pages/compare.py"
             else:
                 return
         except PlaygroundError:  # a preset or lesson gone since the teacher chose it

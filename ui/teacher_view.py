@@ -19,6 +19,7 @@ from playground.access import Actor
 from playground.classroom import LOCKABLE, ClassSettings, class_rows, class_settings_from_dict
 from playground.data import list_datasets
 from playground.errors import PlaygroundError
+from playground.experiments import EXPERIMENTS, get_suite
 from playground.lessons import LESSONS, get_lesson
 from playground.optim import OPTIMIZERS, SCHEDULES
 from playground.presets import PRESETS, list_presets
@@ -177,7 +178,8 @@ def settings_tab() -> None:
                            placeholder="Everyone: open the Deep sigmoid MLP and press Train")
     links = {"": "No link",
              **{f"preset:{p.name}": f"Preset: {p.title}" for p in list_presets()},
-             **{f"lesson:{lid}": f"Lesson: {get_lesson(lid).title}" for lid in LESSONS}}
+             **{f"lesson:{lid}": f"Lesson: {get_lesson(lid).title}" for lid in LESSONS},
+             **{f"experiment:{n}": f"Experiment: {get_suite(n).title}" for n in EXPERIMENTS}}
     link = st.selectbox("Link under the message", list(links), format_func=links.get,
                         index=list(links).index(rules.message_link)
                         if rules.message_link in links else 0, key="t_link")
