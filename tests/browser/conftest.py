@@ -149,4 +149,10 @@ def start_training(pg, steps: int) -> None:
     box.fill(str(steps))
     box.press("Enter")
     wait_for_app(pg)
-    main.get_by_role("button", name="Start training").click()
+    start = main.get_by_role("button", name="Start training")
+    # a rerun that moved the page (a one-time message gone) can leave the old button on
+    # screen beside the new one for a moment: wait until Streamlit has removed the stale one
+    deadline = time.time() + 60
+    while start.count() != 1 and time.time() < deadline:
+        time.sleep(0.2)
+    start.click()
