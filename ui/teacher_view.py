@@ -98,11 +98,12 @@ def class_tab() -> None:
                      })
 
     table()
-    rows = [r for owner in (who or [None]) for r in class_rows(store, owner=owner, by=teacher)]
-    if not rows:
+    # the run picker needs only the runs, not the table's analysis and metrics
+    runs = [r for owner in (who or [None]) for r in store.list_runs(owner=owner, limit=200)]
+    if not runs:
         return
-    labels = {r["run"]: f"#{r['run']} {r['student']}: {r['design']} ({r['status']})"
-              for r in rows}
+    labels = {r.id: f"#{r.id} {r.owner}: {r.spec.get('name') or r.title} ({r.status})"
+              for r in sorted(runs, key=lambda r: (r.status not in ACTIVE_STATUSES, -r.id))}
     if st.session_state.get("t_run") not in labels:
         st.session_state.t_run = next(iter(labels))
     st.selectbox("Open a run", list(labels), format_func=labels.get, key="t_run",

@@ -89,6 +89,7 @@ class QueueingRunner:
         self._closed = False
         self._broken = ""
         self._mean: tuple[float, float | None] = (float("-inf"), None)  # (read at, mean s)
+        self._class = ClassStore(self.store.url)  # the teacher's settings, read per start
 
     @property
     def store_path(self) -> str:
@@ -109,7 +110,7 @@ class QueueingRunner:
         name = normalise_owner(actor.name) if actor.name else ""
         if not name:
             raise PlaygroundError("a run needs an owner: enter your name first")
-        rules = ClassStore(self.store.url).get()  # read per start: the teacher may change it
+        rules = self._class.get()  # read per start: the teacher may change it any time
         enforce(settings, spec, rules, actor)
         limit = None if actor.is_staff else rules.queue_limit
         with self._lock:
