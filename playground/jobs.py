@@ -291,7 +291,7 @@ def execute_run(run_id: int, store_path: str | os.PathLike[str] | None = None, *
         else:
             with beat:
                 status, message, summary = _train(run.spec, run.settings, device, limits,
-                                                  writer, stop)
+                                                  writer, stop, store, run_id)
     except Exception as exc:
         status, message = "failed", describe_error(exc)
         if not isinstance(exc, PlaygroundError):
@@ -352,8 +352,9 @@ def device_used(settings_data: dict[str, Any], device: str | None = None) -> str
 
 
 def _train(spec_data: dict[str, Any], settings_data: dict[str, Any], device: str | None,
-           limits: Limits, writer: _MetricWriter,
-           stop: _StopCheck) -> tuple[str, str, dict[str, Any]]:
+           limits: Limits, writer: _MetricWriter, stop: _StopCheck, store: RunStore,
+           run_id: int) -> tuple[str, str, dict[str, Any]]:
+    from playground import checkpoints
     from playground import train as trainer
 
     spec = spec_from_dict(spec_data)
@@ -362,10 +363,21 @@ def _train(spec_data: dict[str, Any], settings_data: dict[str, Any], device: str
     steps = int(settings.steps) if getattr(settings, "epochs", None) is None else 0
     num_params = check_limits(spec, steps, limits)
     t0 = time.monotonic()
-    result = trainer.train(spec, settings, emit=writer.emit, should_stop=stop)
+    cap = checkpoints.max_bytes()
+    result = trainer.train(spec, settings, emit=writer.emit, should_stop=stop,
+                           keep_weights_bytes=cap)
     status = str(result.status)
     message = str(result.message or "")
     summary = dict(result.summary or {})
+    nbytes = int(summary.get("weights_bytes") or 0)
+    if nbytes > cap:
+        store.set_meta(run_id, "weights_note", checkpoints.too_large_note(nbytes))
+    elif result.weights:
+        try:
+            summary["checkpoints"] = checkpoints.save_weights(store, run_id, result.weights)
+        except Exception as exc:  # the metrics are what matters; say why there are no weights
+            store.set_meta(run_id, "weights_note",
+                           f"the weights could not be saved ({describe_error(exc)})")
     summary.setdefault("num_params", num_params)
     summary.setdefault("wall_s", round(time.monotonic() - t0, 3))
     if status not in STATUSES or status in ACTIVE_STATUSES:

@@ -60,7 +60,7 @@ from playground.access import Actor, check_owner
 from playground.errors import PlaygroundError
 from playground.settings import get_settings
 from playground.store import DB_FILENAME, Database
-from playground.store.schema import metrics, name_key, run_meta, runs
+from playground.store.schema import checkpoints, metrics, name_key, run_meta, runs
 
 __all__ = [
     "ACTIVE_STATUSES", "DB_FILENAME", "DONE_STATUSES", "STATUSES", "Run", "RunStore",
@@ -456,8 +456,8 @@ class RunStore(StoreBase):
         return bool(rows and rows[0][0])
 
     def delete_run(self, run_id: int, *, by: Actor) -> None:
-        """Delete a finished run with its metrics, for its owner or the teacher; refuses while
-        it is queued or running."""
+        """Delete a finished run with its metrics and weights, for its owner or the teacher;
+        refuses while it is queued or running."""
         run = self.get_run(run_id, by)
         if run.is_active:
             raise PlaygroundError(f"run #{run_id} is {run.status}; stop it before deleting it")
@@ -465,6 +465,7 @@ class RunStore(StoreBase):
         with self._db.write() as con:
             con.execute(sa.delete(metrics).where(metrics.c.run_id == rid))
             con.execute(sa.delete(run_meta).where(run_meta.c.run_id == rid))
+            con.execute(sa.delete(checkpoints).where(checkpoints.c.run_id == rid))
             con.execute(sa.delete(runs).where(runs.c.id == rid))
 
     def recover_interrupted(self, stale_after_s: float | None = None, *,

@@ -20,6 +20,7 @@
 | PLAYGROUND_GPUS_PER_RUN | 0.25 | share of a GPU one run asks for (0.25: four runs per GPU) |
 | PLAYGROUND_CLASS_CODE | (empty) | when set, students enter it once to claim a name |
 | PLAYGROUND_TEACHER_CODE | (empty) | unlocks the Teacher page; empty: no teacher's room |
+| PLAYGROUND_MAX_CHECKPOINT_MB | 64 | largest weights a run keeps (final and best); 0: none |
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Settings:
     gpus_per_run: float
     class_code: str = ""  # empty: names are claimed without a code
     teacher_code: str = ""  # empty: nobody can unlock the teacher's room
+    max_checkpoint_mb: float = 64.0  # weights larger than this are not kept; 0: none are
 
 
 def _float(name: str, default: float, low: float, high: float) -> float:
@@ -90,4 +92,5 @@ def get_settings() -> Settings:
         gpus_per_run=_float("PLAYGROUND_GPUS_PER_RUN", 0.25, 0.0, 64.0),
         class_code=os.environ.get("PLAYGROUND_CLASS_CODE", "").strip(),
         teacher_code=os.environ.get("PLAYGROUND_TEACHER_CODE", "").strip(),
+        max_checkpoint_mb=_float("PLAYGROUND_MAX_CHECKPOINT_MB", 64.0, 0.0, 4096.0),
     )

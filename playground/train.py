@@ -58,7 +58,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -103,6 +103,7 @@ __all__ = [
     "settings_from_dict",
     "settings_from_json",
     "train",
+    "validation_split",
 ]
 
 Status = Literal["finished", "early_stopped", "stopped", "diverged", "failed"]
@@ -332,13 +333,36 @@ class TrainResult:
     status: Status
     message: str
     summary: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, Weights] = field(default_factory=dict)  # "final", "best"; not in to_dict
 
     @property
     def ok(self) -> bool:
         return self.status in {"finished", "early_stopped"}
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"status": self.status, "message": self.message, "summary": dict(self.summary)}
+
+
+@dataclass
+class Weights:
+    """A copy of a model's ``state_dict`` on the CPU, with the step it is from and the
+    validation accuracy :func:`_evaluate` measured on exactly these weights (``None``: none
+    was measured)."""
+
+    state: dict[str, Tensor]
+    step: int
+    val_acc: float | None
+
+
+def cpu_state(model: nn.Module) -> dict[str, Tensor]:
+    """A copy of ``model.state_dict()`` on the CPU that later updates do not change."""
+    return {k: v.detach().to("cpu", copy=True).contiguous()
+            for k, v in model.state_dict().items()}
+
+
+def state_nbytes(model: nn.Module) -> int:
+    """Bytes of the model's ``state_dict`` (parameters and buffers)."""
+    return sum(v.numel() * v.element_size() for v in model.state_dict().values())
 
 
 # -- labels and devices ------------------------------------------------------------------------
@@ -403,19 +427,25 @@ class _Data:
     notes: list[str]
 
 
+def _load_split(spec: NetworkSpec, settings: TrainSettings, device: torch.device,
+                n_train: int | None = None, n_val: int | None = None) -> DataSplit:
+    """The data set named in ``settings``, loaded at the shape ``spec`` needs."""
+    info = get_dataset_info(settings.dataset)
+    shape = (2,) if info.kind == "points" else spec.input.shape
+    return load_dataset(
+        settings.dataset, seed=settings.data_seed, input_shape=shape,
+        n_train=n_train if n_train is not None else settings.n_train,
+        n_val=n_val if n_val is not None else settings.n_val,
+        noise=settings.noise, device=device,
+    )
+
+
 def _prepare_data(spec: NetworkSpec, settings: TrainSettings, data: DataSplit | None,
                   device: torch.device, n_train: int | None = None,
                   n_val: int | None = None) -> _Data:
     """Load (or take) the data set and shape it to the network's input."""
     if data is None:
-        info = get_dataset_info(settings.dataset)
-        shape = (2,) if info.kind == "points" else spec.input.shape
-        data = load_dataset(
-            settings.dataset, seed=settings.data_seed, input_shape=shape,
-            n_train=n_train if n_train is not None else settings.n_train,
-            n_val=n_val if n_val is not None else settings.n_val,
-            noise=settings.noise, device=device,
-        )
+        data = _load_split(spec, settings, device, n_train, n_val)
     notes: list[str] = []
     want = tuple(spec.input.shape)
     got = tuple(data.train_x.shape[1:])
@@ -445,6 +475,17 @@ def prefetch_data(spec: NetworkSpec, settings: TrainSettings) -> None:
     """Load the data :func:`train` would load for ``spec`` and ``settings``, on the CPU, into
     :func:`playground.data.load_dataset`'s in-process cache (a worker's warm-up)."""
     _prepare_data(spec, settings, None, torch.device("cpu"))
+
+
+def validation_split(spec: NetworkSpec, settings: TrainSettings, data: DataSplit | None = None,
+                     device: str | torch.device = "cpu") -> tuple[DataSplit, Tensor, Tensor]:
+    """``(split, val_x, val_y)``: the data set :func:`train` loads for ``spec`` and ``settings``
+    (or ``data``, as ``train(data=...)``) and its validation inputs shaped to the network's
+    input and labels, exactly the tensors :func:`train` evaluates on."""
+    dev = torch.device(device)
+    split = data if data is not None else _load_split(spec, settings, dev)
+    d = _prepare_data(spec, settings, split, dev)
+    return split, d.val_x, d.val_y
 
 
 def _batches(x: Tensor, y: Tensor, batch_size: int, gen: torch.Generator) -> Iterator[
@@ -497,10 +538,16 @@ def train(
     emit: Emit,
     should_stop: Callable[[], bool] = lambda: False,
     data: DataSplit | None = None,
+    keep_weights_bytes: int = 0,
 ) -> TrainResult:
     """Train ``spec`` with ``settings``, emitting batches of metric records; see the module doc.
 
     ``data`` skips loading (tests, benchmarks). ``should_stop`` is called once per step.
+    With ``keep_weights_bytes`` at least the size of the model's ``state_dict``, the result's
+    ``weights`` hold copies of the weights at the best validation accuracy (``"best"``,
+    copied when that evaluation ran) and at the end (``"final"``, when the last evaluation
+    was at the last step and the run neither diverged nor failed); ``summary["weights_bytes"]``
+    is that size either way.
     Seeds ``torch.manual_seed(settings.seed)`` (global RNG: initial weights, dropout); batch
     order and augmentation use their own generators, so the same settings give the same
     numbers on CPU. Raises ``PlaygroundError`` for problems found before the first step.
@@ -517,6 +564,9 @@ def train(
                           f"{limits.max_params:,} (PLAYGROUND_MAX_PARAMS)")
     torch.manual_seed(settings.seed)
     model = build_model(spec).to(device)
+    weights_bytes = state_nbytes(model)
+    keep_weights = 0 < weights_bytes <= keep_weights_bytes
+    kept: dict[str, Weights] = {}
     d = _prepare_data(spec, settings, data, device)
     notes += d.notes
     n_train = int(d.train_x.shape[0])
@@ -610,6 +660,8 @@ def train(
         rec.scalar(at, "val_acc", val_acc)
         if best_val_acc is None or val_acc > best_val_acc:
             best_val_acc, best_val_step = val_acc, at
+            if keep_weights:
+                kept["best"] = Weights(cpu_state(model), at, val_acc)
         if val_loss < best_val_loss:
             best_val_loss, evals_since_best = val_loss, 0
         else:
@@ -734,9 +786,12 @@ def train(
             if bad is not None:
                 step = bad - 1
             rec.send()
-        return _result(status, message, step, total, t_call, t0, eval_time, samples_per_step,
-                       device, amp, num_params, notes, rec.last_loss, val_loss, val_acc,
-                       best_val_acc, best_val_step)
+        result = _result(status, message, step, total, t_call, t0, eval_time,
+                         samples_per_step, device, amp, num_params, notes, rec.last_loss,
+                         val_loss, val_acc, best_val_acc, best_val_step)
+        result.summary["weights_bytes"] = weights_bytes
+        result.weights = kept
+        return result
 
     train_time = time.perf_counter() - t0 - eval_time
     if status in {"stopped"}:
@@ -753,6 +808,10 @@ def train(
                      best_val_acc, best_val_step, train_time)
     if rule:
         result.summary["diverged_rule"] = rule
+    if keep_weights and status != "diverged" and last_eval == step and val_acc is not None:
+        kept["final"] = Weights(cpu_state(model), step, val_acc)
+    result.summary["weights_bytes"] = weights_bytes
+    result.weights = kept
     return result
 
 

@@ -114,3 +114,14 @@ class_settings = sa.Table(
     sa.Column("value_json", sa.Text, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
 )
+
+checkpoints = sa.Table(
+    "checkpoints", metadata,
+    sa.Column("run_id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("kind", sa.Text, primary_key=True),  # "final" or "best"
+    sa.Column("step", sa.Integer, nullable=False),  # the step the weights are from
+    sa.Column("val_acc", sa.Double),  # validation accuracy of exactly these weights
+    sa.Column("nbytes", sa.BigInteger, nullable=False),  # len(data)
+    sa.Column("data", sa.LargeBinary, nullable=False),  # safetensors bytes, never pickle
+    sa.Column("created_at", sa.Double, nullable=False),
+)
