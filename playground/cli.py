@@ -346,9 +346,19 @@ def _follow_remote(kind: str, store: Any, run_id: int, signals: list[int]) -> st
 
     from playground.runners import make_runner
 
-    runner = make_runner(kind, store)
+    runner = None
     try:
+        runner = make_runner(kind, store)
         runner.submit(run_id)
+    except BaseException as exc:  # no cluster to reach: the run must not stay queued forever
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        store.set_status(run_id, "failed", f"not started: the {kind} runner could not take "
+                         f"it ({why})", only_if=("queued",))
+        if runner is not None:
+            with contextlib.suppress(Exception):
+                runner.shutdown()
+        raise
+    try:
         cancelled = False
         while store.get_run(run_id).is_active:
             if signals and not cancelled:

@@ -17,6 +17,7 @@
 | PLAYGROUND_RUNNER | local | where trainings run: ``local`` (worker processes) or ``ray`` |
 | PLAYGROUND_RAY_ADDRESS | (empty) | embedded Ray; ``auto``: ``ray start`` here; ``ray://h:10001`` |
 | PLAYGROUND_CPUS_PER_RUN | 1 | CPU cores one run asks for |
+| PLAYGROUND_RAY_CONNECT_TIMEOUT_S | 60 | give up reaching a Ray cluster after this long |
 | PLAYGROUND_GPUS_PER_RUN | 0.25 | share of a GPU one run asks for (0.25: four runs per GPU) |
 | PLAYGROUND_CLASS_CODE | (empty) | when set, students enter it once to claim a name |
 | PLAYGROUND_TEACHER_CODE | (empty) | unlocks the Teacher page; empty: no teacher's room |

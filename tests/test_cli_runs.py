@@ -104,3 +104,17 @@ def test_train_through_an_embedded_ray_records_where_it_ran(tmp_path: Path) -> N
     assert run.worker_pid != os.getpid()
     rows = json.loads(_cli(tmp_path, "runs", "--format", "json").stdout)
     assert rows[0]["runner"] == "ray" and rows[0]["steps_done"] == 15
+
+
+def test_train_through_an_unreachable_ray_fails_its_run_in_one_line(tmp_path: Path) -> None:
+    """Nobody answers at the address: the command gives up after the connect timeout with one
+    error line and exit 2, and the run it created is failed with the reason, never left
+    queued for ever."""
+    out = _cli(tmp_path, "train", "mlp_points", "--steps", "3", "--runner", "ray",
+               PLAYGROUND_RAY_ADDRESS="127.0.0.1:1", PLAYGROUND_RAY_CONNECT_TIMEOUT_S="5")
+    assert out.returncode == 2, out.stderr[-2000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "cannot reach Ray at PLAYGROUND_RAY_ADDRESS" in errors[0]
+    (run,) = _store(tmp_path).list_runs()
+    assert run.status == "failed"
+    assert run.message.startswith("not started: the ray runner could not take it")

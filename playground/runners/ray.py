@@ -45,7 +45,7 @@ from ray import exceptions as ray_errors
 
 from playground.access import SYSTEM
 from playground.errors import ConfigError
-from playground.jobs import JobFn, Limits, describe_error, execute_run
+from playground.jobs import JobFn, Limits, describe_error, execute_run, shutdown_requested
 from playground.runners.base import (
     WORKER_NICENESS,
     QueueingRunner,
@@ -61,6 +61,7 @@ WALL_GRACE_S = 60.0  # a run this long past its wall limit is cancelled by force
 SLOTS_EVERY_S = 5.0  # the cluster's resources are re-read this often
 SWEEP_EVERY_S = 10.0  # runs whose process went silent are looked for this often
 WAIT_S = 0.1  # the monitor's longest wait for a task to end
+CONNECT_TIMEOUT_S = 60.0  # default of PLAYGROUND_RAY_CONNECT_TIMEOUT_S
 ROOT = Path(__file__).resolve().parents[2]  # the directory holding the playground package
 
 _DIED = (ray_errors.WorkerCrashedError, ray_errors.NodeDiedError, ray_errors.OwnerDiedError,
@@ -117,9 +118,27 @@ def _init_on_anchor_thread(**options: Any) -> None:
             _ANCHOR_RELEASE.wait()
 
     threading.Thread(target=anchor, name="playground-ray-anchor", daemon=True).start()
-    started.wait()
+    # ray.init keeps retrying an address nobody answers at; give up after CONNECT_TIMEOUT_S,
+    # or at once when this process is asked to go away (SIGTERM to the CLI)
+    limit = _connect_timeout_s()
+    deadline = time.monotonic() + limit
+    while not started.wait(0.2):
+        if shutdown_requested() is not None:
+            raise ConnectionError("the process was asked to stop while connecting")
+        if time.monotonic() > deadline:
+            raise ConnectionError(f"no answer within {limit:g} s "
+                                  "(PLAYGROUND_RAY_CONNECT_TIMEOUT_S)")
     if "error" in outcome:
         raise outcome["error"]
+
+
+def _connect_timeout_s() -> float:
+    """How long ``ray.init`` may take (``PLAYGROUND_RAY_CONNECT_TIMEOUT_S``, default 60 s)."""
+    try:
+        value = float(os.environ.get("PLAYGROUND_RAY_CONNECT_TIMEOUT_S", "") or CONNECT_TIMEOUT_S)
+    except ValueError:
+        return CONNECT_TIMEOUT_S
+    return value if value > 0 else CONNECT_TIMEOUT_S
 
 
 def release_anchor() -> None:
