@@ -440,6 +440,55 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- inspect -----------------------------------------------------------------------------------
+def inspect_run(run_id: int, checkpoint: str = "final") -> dict[str, Any]:
+    """What a run's stored weights do on its validation split, as plain data: ``run_id``,
+    ``checkpoint``, ``step``, ``accuracy`` (recomputed now from the weights), ``stored_val_acc``
+    (what the run recorded for them: the two are equal), ``loss``, ``n``, ``classes``,
+    ``per_class`` and ``confusion`` (rows: true class, columns: predicted). The command line
+    acts for the server's operator (:data:`~playground.access.SYSTEM`)."""
+    from playground import checkpoints, results
+    from playground.runs import RunStore
+    from playground.spec import spec_from_dict
+    from playground.train import settings_from_dict
+
+    store = RunStore()
+    model, run, info = checkpoints.load_model(store, run_id, checkpoint, SYSTEM)
+    data = results.validation_data(spec_from_dict(run.spec), settings_from_dict(run.settings))
+    ev = results.evaluate(model, data).to_dict()
+    return {"run_id": run.id, "title": run.title, "owner": run.owner, "checkpoint": info.kind,
+            "step": info.step, "accuracy": ev["accuracy"], "stored_val_acc": info.val_acc,
+            "loss": ev["loss"], "n": ev["n"], "classes": ev["classes"],
+            "per_class": ev["per_class"], "confusion": ev["confusion"]}
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Validation accuracy, per-class accuracy and confusion matrix of a run's weights."""
+    if args.run_id < 1:
+        raise PlaygroundError("RUN_ID is a run number from `python -m playground runs`")
+    out = inspect_run(args.run_id, args.checkpoint)
+    if args.format == "json":
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"run {out['run_id']}: {_clip(out['title'], 60)} ({_clip(out['owner'], 30)}), "
+          f"{out['checkpoint']} weights from step {out['step']}")
+    print(f"validation accuracy {out['accuracy']:.2%} on {out['n']:,} examples "
+          f"(loss {out['loss']:.4f})")
+    names = [_clip(c, 14) for c in out["classes"]]
+    per = [[n, "" if out["per_class"][c] is None else f"{out['per_class'][c]:.1%}", sum(row)]
+           for n, c, row in zip(names, out["classes"], out["confusion"], strict=True)]
+    print()
+    print(_table(["class", "accuracy", "examples"], per, right={1, 2}))
+    cols = len(out["confusion"][0]) if out["confusion"] else 0
+    heads = names + [f"output {k}" for k in range(len(names), cols)]
+    print()
+    print("confusion matrix (rows: true class, columns: predicted)")
+    print(_table(["true \\ predicted", *heads],
+                 [[n, *row] for n, row in zip(names, out["confusion"], strict=True)],
+                 right=set(range(1, cols + 1))))
+    return 0
+
+
 def _clip(text: str, limit: int) -> str:
     """One line of at most ``limit`` characters (user text is printed as it is, never run)."""
     line = " ".join(str(text).split())
@@ -508,6 +557,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=200, help="newest runs to list (default 200)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("inspect", help="accuracy, per-class accuracy and confusion matrix of a "
+                       "run's stored weights")
+    p.add_argument("run_id", type=int, metavar="RUN_ID", help="the run's number (see `runs`)")
+    p.add_argument("--checkpoint", choices=["final", "best"], default="final",
+                   help="the weights at the end (final) or at the best validation accuracy")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_inspect)
     return parser
 
 

@@ -118,3 +118,47 @@ def test_train_through_an_unreachable_ray_fails_its_run_in_one_line(tmp_path: Pa
     (run,) = _store(tmp_path).list_runs()
     assert run.status == "failed"
     assert run.message.startswith("not started: the ray runner could not take it")
+
+
+def test_inspect_prints_the_confusion_matrix_of_the_stored_weights(tmp_path: Path) -> None:
+    """``inspect`` rebuilds the model from the stored weights: its accuracy equals the one the
+    run recorded, the confusion matrix sums to the validation size and its diagonal is the
+    accuracy; bad input is one line with exit 2."""
+    out = _cli(tmp_path, "train", "mlp_points", "--steps", "20", "--owner", "Ada")
+    assert out.returncode == 0, out.stderr[-2000:]
+    (run,) = _store(tmp_path).list_runs()
+    for kind in ("final", "best"):
+        got = _cli(tmp_path, "inspect", str(run.id), "--checkpoint", kind, "--format", "json")
+        assert got.returncode == 0, got.stderr[-2000:]
+        data = json.loads(got.stdout)
+        assert {"accuracy", "per_class", "confusion", "classes", "checkpoint"} <= set(data)
+        assert data["checkpoint"] == kind
+        want = run.summary["final_val_acc" if kind == "final" else "best_val_acc"]
+        assert data["accuracy"] == data["stored_val_acc"] == want
+        confusion = data["confusion"]
+        total = sum(map(sum, confusion))
+        assert total == data["n"] > 0
+        assert sum(confusion[i][i] for i in range(len(confusion))) / total == data["accuracy"]
+        for i, name in enumerate(data["classes"]):
+            assert data["per_class"][name] == confusion[i][i] / sum(confusion[i])
+    table = _cli(tmp_path, "inspect", str(run.id))
+    assert table.returncode == 0
+    assert f"validation accuracy {run.summary['final_val_acc']:.2%}" in table.stdout
+    assert "confusion matrix (rows: true class, columns: predicted)" in table.stdout
+    for argv, message in ((["inspect", "99"], "there is no run #99"),
+                          (["inspect", "0"], "RUN_ID is a run number"),
+                          (["inspect", str(run.id), "--checkpoint", "last"], "invalid choice")):
+        bad = _cli(tmp_path, *argv)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+        assert len([ln for ln in bad.stderr.splitlines() if "error" in ln]) == 1
+
+
+def test_inspect_of_a_run_without_weights_says_why(tmp_path: Path) -> None:
+    out = _cli(tmp_path, "train", "mlp_points", "--steps", "5",
+               PLAYGROUND_MAX_CHECKPOINT_MB="0")
+    assert out.returncode == 0, out.stderr[-2000:]
+    (run,) = _store(tmp_path).list_runs()
+    got = _cli(tmp_path, "inspect", str(run.id))
+    assert got.returncode == 2
+    assert got.stderr.strip() == (f"error: run #{run.id} has no final weights: no weights are "
+                                  "kept on this server (PLAYGROUND_MAX_CHECKPOINT_MB is 0)")
