@@ -24,7 +24,7 @@ from playground.targets import (
 from ui import editor
 from ui.charts import analysis_figures
 from ui.classroom_view import editing_column, is_present
-from ui.diagram_view import diagram_tab
+from ui.diagram_view import diagram_selection, diagram_tab, pick_note
 from ui.routing import ensure_routed
 from ui.sources import source_picker
 from ui.state import set_spec, show_flash
@@ -165,7 +165,11 @@ with left:
 # -- layers, charts, export -----------------------------------------------------------------
 def layers_tab(analysis) -> None:
     labels = layer_labels(st.session_state.last_good) if not zoo else {}
-    row = layer_table(analysis, labels)
+    # a box clicked on the Diagram tab: its rows tinted, its main row selected once
+    box, select = diagram_selection(analysis) if not zoo else (None, None)
+    if box is not None:
+        pick_note(box)
+    row = layer_table(analysis, labels, highlight=box.rows if box else (), select=select)
     if row is not None:
         st.markdown(f"**{md_escape(row.name)}** ({md_escape(row.type)})")
         st.code(explain_row(row), language=None, wrap_lines=True)

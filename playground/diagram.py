@@ -17,6 +17,12 @@ picture and the numbers cannot disagree. Conventions:
   rows include an identity shortcut) is **residual**: the figure draws a skip arc over it.
 - A stage with more than ``max_blocks`` units collapses into one box labelled
   ``"x N blocks"`` unless its name is in ``expanded``.
+- Sizes are relative to a :class:`DiagramScale` (the largest side, the widest channel count,
+  the widest vector): by default the network's own, so its largest map gets the full height;
+  :func:`diagram_scale` of several analyses gives them one scale, so networks drawn side by
+  side (the Compare page) can be compared box for box.
+- A box's **main row** (:func:`main_row`) is the row the layer table selects for it: its first
+  conv or linear layer off the shortcut path, else its first row.
 
 Everything here is plain data (:class:`Diagram`, :class:`Box`, :class:`Arc`); the Build page
 draws it with Plotly (``ui/diagram.py``) and :func:`to_svg` writes the same geometry as a
@@ -94,6 +100,16 @@ class Arc:
     x1: float
     top: float
     key: str
+
+
+@dataclass(frozen=True)
+class DiagramScale:
+    """What sizes are relative to: the largest feature-map side (full height), the widest
+    channel count (full thickness) and the most features of a vector (tallest bar)."""
+
+    largest: int
+    widest: int
+    features: int
 
 
 @dataclass
@@ -246,16 +262,31 @@ def _geometry(shape: tuple[int, ...], largest: int, widest: int, features: int
     return MIN_THICK, height, 0.0
 
 
-def build_diagram(analysis: Analysis, max_blocks: int = 4,
-                  expanded: Iterable[str] = ()) -> Diagram:
-    """The diagram of ``analysis`` (see the module doc for the conventions)."""
-    open_stages = set(expanded)
-    units = [u for u in _units(analysis.rows) if u.rows]
+def _own_scale(analysis: Analysis, units: list[_Unit]) -> DiagramScale:
     shapes = [tuple(analysis.input_shape)] + [tuple(u.out.out_shape) for u in units]
     maps = [s for s in shapes if len(s) >= 2]
-    largest = max((max(s[1:]) for s in maps), default=1)
-    widest = max((s[0] for s in maps), default=1)
-    features = max((s[0] for s in shapes if len(s) == 1), default=1)
+    return DiagramScale(largest=max((max(s[1:]) for s in maps), default=1),
+                        widest=max((s[0] for s in maps), default=1),
+                        features=max((s[0] for s in shapes if len(s) == 1), default=1))
+
+
+def diagram_scale(analyses: Iterable[Analysis]) -> DiagramScale:
+    """One scale for several networks: the largest side, widest channels and most features
+    over all of them."""
+    scales = [_own_scale(a, [u for u in _units(a.rows) if u.rows]) for a in analyses]
+    return DiagramScale(largest=max((s.largest for s in scales), default=1),
+                        widest=max((s.widest for s in scales), default=1),
+                        features=max((s.features for s in scales), default=1))
+
+
+def build_diagram(analysis: Analysis, max_blocks: int = 4,
+                  expanded: Iterable[str] = (), scale: DiagramScale | None = None) -> Diagram:
+    """The diagram of ``analysis`` (see the module doc for the conventions); ``scale``: sizes
+    relative to this instead of the network's own largest side and widest layer."""
+    open_stages = set(expanded)
+    units = [u for u in _units(analysis.rows) if u.rows]
+    scale = scale or _own_scale(analysis, units)
+    largest, widest, features = scale.largest, scale.widest, scale.features
 
     # group each stage's units; collapse long stages
     groups: list[tuple[str, list[_Unit]]] = []
@@ -314,6 +345,16 @@ def build_diagram(analysis: Analysis, max_blocks: int = 4,
             kind = _kind(u)
             add(u.key, _label(u, kind), kind, [u], stage)
     return Diagram(boxes, arcs, collapsed)
+
+
+def main_row(analysis: Analysis, box: Box) -> LayerRow | None:
+    """The row the layer table selects for ``box``: its first conv or linear layer off the
+    shortcut path (a block's first conv), else its first row; None for a box without rows."""
+    picked = [analysis.rows[i] for i in box.rows if i < len(analysis.rows)]
+    for row in picked:
+        if _is_weight(row) and not _is_shortcut(row):
+            return row
+    return picked[0] if picked else None
 
 
 # -- SVG ---------------------------------------------------------------------------------------

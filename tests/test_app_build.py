@@ -397,6 +397,48 @@ def test_diagram_tab_draws_the_design_and_explains_a_picked_box() -> None:
     assert any("stage2.block1.conv1" in shown(m.value) for m in at.markdown)
 
 
+def test_a_picked_box_selects_its_row_in_the_layer_table_and_tints_its_rows() -> None:
+    """Diagram click -> Layers tab: the box's first conv is the table's selected row (its
+    formula under the table), every row of the block is tinted; Clear stops the tint."""
+    import re
+
+    from playground.analysis import explain_row
+    from playground.targets import analyse_spec
+
+    at = _open(_app(tab="Diagram"), "preset:resnet20_cifar")
+    at.session_state["diagram_pick"] = "stage2.block1"  # what a click on that box sets
+    at.run()
+    assert not at.exception, at.exception
+    rows = analyse_spec(get_preset("resnet20_cifar")).rows
+    block = [r.index for r in rows if r.name.startswith("stage2.block1.")]  # its modules
+    conv = next(r for r in rows if r.name == "stage2.block1.conv1")
+    assert len(block) == 7 and conv.index == block[0]
+    # under the diagram: the box's own rows of the table
+    small = next(d for d in at.dataframe if "layer" in d.value.columns)
+    assert small.value["layer"].tolist() == [rows[i].name for i in block]
+    at.button(key="diagram_to_layers").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["build_tab"] == "Layers"
+    assert at.session_state["layer_table"]["selection"]["rows"] == [conv.index]
+    assert [c.value for c in at.code] == [explain_row(conv)]  # the formula panel
+    table = at.dataframe[0]
+    tinted = {int(m) for m in re.findall(r"row(\d+)_col\d+", str(table.proto))}
+    assert tinted == set(block)
+    assert any("block 2" in shown(c.value) and "7 rows" in c.value for c in at.caption)
+    # the pick selects once: another row the learner picks stays picked; the tint stays
+    at.session_state["layer_table"] = {"selection": {"rows": [3], "columns": [], "cells": []}}
+    at.run()
+    at.run()
+    assert at.session_state["layer_table"]["selection"]["rows"] == [3]
+    assert [c.value for c in at.code] == [explain_row(rows[3])]
+    assert {int(m) for m in re.findall(r"row(\d+)_col\d+", str(at.dataframe[0].proto))} == \
+        set(block)
+    at.button(key="diagram_pick_clear").click().run()
+    assert not at.exception, at.exception
+    assert not re.search(r"row\d+_col\d+", str(at.dataframe[0].proto))
+    assert not any("Tinted" in c.value for c in at.caption)
+
+
 def test_diagram_tab_draws_a_torchvision_models_graph() -> None:
     at = _open(_app(tab="Diagram"), "zoo:resnet18")
     assert not at.exception, at.exception
@@ -408,3 +450,5 @@ def test_diagram_tab_draws_a_torchvision_models_graph() -> None:
     at.slider(key="graph_depth").set_value(3).run()
     assert not at.exception, at.exception
     assert "layer1.0.add: add" in at.get("graphviz_chart")[0].proto.spec
+    assert [b.proto.label for b in at.get("download_button")] == ["Download SVG",
+                                                                  "Download DOT"]

@@ -58,7 +58,8 @@ def test_compare_defaults_to_vgg16_and_resnet50_with_exact_numbers() -> None:
     assert table.loc["parameters", "ResNet-50"] == "25,557,032"
     assert table.loc["MACs", "VGG-16"] == "15.47 G"
     assert table.loc["receptive field (px)", "VGG-16"] == "212 px"
-    assert len(at.get("plotly_chart")) == 4  # per-stage and per-layer params/MACs
+    # per-stage and per-layer params/MACs, then one architecture diagram per item
+    assert len(at.get("plotly_chart")) == 4 + 2
     assert not at.error
 
 
@@ -125,8 +126,8 @@ def test_runs_side_by_side_highlight_the_settings_that_differ() -> None:
 
     # the differing setting is highlighted
     assert HIGHLIGHT.split(":", 1)[1].strip() in str(styled.proto)
-    # loss, accuracy, gradient norm, gradient flow, then the design charts
-    assert len(at.get("plotly_chart")) == 8
+    # loss, accuracy, gradient norm, gradient flow, the design charts, the two runs' diagrams
+    assert len(at.get("plotly_chart")) == 8 + 2
     # neither run clips: one gradient-norm line each, none named after clipping
     norms = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
                  if "Total gradient norm" in json.dumps(json.loads(c.proto.spec)["layout"]
@@ -135,6 +136,39 @@ def test_runs_side_by_side_highlight_the_settings_that_differ() -> None:
     assert len(names) == 2 and not [n for n in names if "clipping" in n], names
     at.slider(key="cmp_flow_step").set_value(3).run()
     assert not at.exception
+
+
+def _diagram_specs(at: AppTest) -> list[dict]:
+    """The architecture diagrams on the page (the figures whose markers carry box keys)."""
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return [f for f in figures if any(t.get("name") == "boxes" for t in f["data"])]
+
+
+def test_compare_draws_each_designs_diagram_side_by_side_on_one_scale() -> None:
+    from playground.diagram import build_diagram, diagram_scale
+
+    store = RunStore(default_db_path())
+    run = _stored_run(store, "calm", 0.01, "finished", "finished 3 steps")
+    at = _page("pages/compare.py")
+    items = ["preset:resnet20_cifar", "zoo:resnet18", "preset:vgg11", f"run:{run}"]
+    at.multiselect(key="_cmp_items").set_value(items).run()
+    assert not at.exception, at.exception
+    figures = _diagram_specs(at)
+    # one figure per design, in the order picked (the torchvision model has none: a note)
+    designs = [get_preset("resnet20_cifar"), get_preset("vgg11"), get_preset("mlp_points")]
+    analyses = [analyse_spec(s) for s in designs]
+    expected = [build_diagram(a, scale=diagram_scale(analyses)) for a in analyses]
+    assert len(figures) == 3
+    for fig, diagram in zip(figures, expected, strict=True):
+        markers = next(t for t in fig["data"] if t.get("name") == "boxes")
+        assert markers["customdata"] == [b.key for b in diagram.boxes]
+    # one scale: the same axes for every column
+    assert len({json.dumps(f["layout"]["xaxis"]["range"]) for f in figures}) == 1
+    assert len({json.dumps(f["layout"]["yaxis"]["range"]) for f in figures}) == 1
+    assert figures[0]["layout"]["xaxis"]["range"][1] == max(d.width for d in expected) + 8
+    assert any("module graph is on the Build page" in c.value for c in at.caption)
+    keys = [c.proto.id for c in at.get("plotly_chart")]
+    assert len(keys) == len(set(keys))
 
 
 def test_experiments_need_a_name() -> None:

@@ -10,8 +10,18 @@ import xml.etree.ElementTree as ET
 import pytest
 import torch
 import torchvision
+from torch import nn
 
-from playground.diagram import MAX_HEIGHT, MIN_HEIGHT, build_diagram, to_svg, unit_key
+from playground.build import build_model
+from playground.diagram import (
+    MAX_HEIGHT,
+    MIN_HEIGHT,
+    build_diagram,
+    diagram_scale,
+    main_row,
+    to_svg,
+    unit_key,
+)
 from playground.presets import get_preset, list_presets
 from playground.targets import analyse_spec
 
@@ -32,6 +42,88 @@ def test_every_row_lands_in_exactly_one_box_and_totals_agree(preset: str) -> Non
     assert diagram.boxes[-1].shape == tuple(analysis.final_shape)
     xs = [b.x for b in diagram.boxes]
     assert xs == sorted(xs) and len(set(xs)) == len(xs)  # left to right, no overlap
+
+
+def _units_of_model(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The boxes the module doc promises, read off the model as built (not the analysis): the
+    stem (its output before its pool) and its pool, every layer/block and pool of each stage
+    (a flatten is no box), the head's pool and each of its linear layers."""
+    out: list[tuple[str, nn.Module]] = []
+    for name, part in model.named_children():
+        children = list(part.named_children())
+        if name == "stem":
+            out.append(("stem", [m for n, m in children if n != "pool"][-1]))
+            out += [("stem.pool", m) for n, m in children if n == "pool"]
+        elif name == "head":
+            out += [(f"head.{n}", m) for n, m in children
+                    if isinstance(m, nn.Linear) or "Pool" in type(m).__name__]
+        else:
+            out += [(f"{name}.{n}", m) for n, m in children if not isinstance(m, nn.Flatten)]
+    return out
+
+
+@pytest.mark.parametrize("preset", [p.name for p in list_presets()])
+def test_one_box_per_layer_or_block_of_every_preset_in_order_with_real_shapes(
+        preset: str) -> None:
+    """The oracle: the model's own modules, and the shapes PyTorch computes for them in a
+    forward pass (on the meta device: shapes without arithmetic)."""
+    spec = get_preset(preset)
+    model = build_model(spec, device="meta").eval()
+    units = _units_of_model(model)
+    seen: dict[str, tuple[int, ...]] = {}
+
+    def record(key: str):  # type: ignore[no-untyped-def]
+        def hook(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+            seen.setdefault(key, tuple(output.shape[1:]))  # first call: the unit's output
+        return hook
+
+    for key, module in units:
+        module.register_forward_hook(record(key))
+    with torch.no_grad():
+        model(torch.zeros(1, *spec.input.shape, device="meta"))
+    _, every = _diagram(preset, max_blocks=10**6)  # no stage collapsed
+    assert every.boxes[0].shape == tuple(spec.input.shape)
+    assert [(b.key, b.shape) for b in every.boxes[1:]] == [(k, seen[k]) for k, _ in units]
+    # collapsed stages keep the order and end with the stage's last shape
+    _, short = _diagram(preset)
+    keys = [k for k, _ in units]
+    for box in short.boxes[1:]:
+        if box.kind == "stage":
+            members = [k for k in keys if k.startswith(box.key + ".") and
+                       not k.endswith(".pool")]
+            assert box.count == len(members) > 4
+            assert box.shape == seen[members[-1]]
+        else:
+            assert box.shape == seen[box.key]
+
+
+def test_a_common_scale_makes_equal_maps_equal_boxes_across_networks() -> None:
+    vgg = analyse_spec(get_preset("vgg11"))  # 224 px input
+    cifar = analyse_spec(get_preset("resnet20_cifar"))  # 32 px input
+    scale = diagram_scale([vgg, cifar])
+    assert (scale.largest, scale.widest) == (224, 512)
+    own = build_diagram(cifar)
+    shared = build_diagram(cifar, scale=scale)
+    assert own.boxes[0].height == pytest.approx(MAX_HEIGHT)  # alone: its input is full height
+    assert shared.boxes[0].height == pytest.approx(
+        MIN_HEIGHT + (MAX_HEIGHT - MIN_HEIGHT) * math.sqrt(32 / 224))
+    # a 512x14x14 map of VGG and one of the same side in another network: the same box height
+    big = build_diagram(vgg, scale=scale)
+    side16 = next(b for b in shared.boxes if len(b.shape) == 3 and b.shape[1] == 16)
+    assert side16.height == pytest.approx(
+        MIN_HEIGHT + (MAX_HEIGHT - MIN_HEIGHT) * math.sqrt(16 / 224))
+    assert big.boxes[0].height == pytest.approx(MAX_HEIGHT)
+    assert sum(b.params for b in shared.boxes) == cifar.num_params
+
+
+def test_main_row_is_the_first_conv_off_the_shortcut() -> None:
+    analysis, d = _diagram("resnet18")
+    block = d.box("stage2.block1")  # a downsampling block: conv1, conv2, shortcut conv
+    assert main_row(analysis, block).name == "stage2.block1.conv1"
+    assert main_row(analysis, d.box("head.fc")).name == "head.fc"
+    pool = main_row(analysis, d.box("stem.pool"))
+    assert pool.name == "stem.pool"
+    assert main_row(analysis, d.boxes[0]) is None  # the input box holds no row
 
 
 def test_residual_blocks_get_one_skip_arc_each_and_plain_twins_none() -> None:

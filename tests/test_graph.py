@@ -86,3 +86,64 @@ def test_dot_text_declares_every_node_and_escapes_labels() -> None:
     assert {x for pair in used for x in pair} <= declared
     assert 'label="AlexNet \\"demo\\" \\\\ test"' in dot
     assert "features.0: Conv2d\\n64x55x55\\n23,296 params" in dot  # 11*11*3*64 + 64
+
+
+# -- SVG for slides --------------------------------------------------------------------------
+_SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _svg_nodes(root):  # type: ignore[no-untyped-def]
+    """(rect, [texts]) of each node group, in document order."""
+    return [(g.find(f"{_SVG}rect"), [t.text for t in g.iter(f"{_SVG}text")])
+            for g in root.iter(f"{_SVG}g") if g.get("class") == "node"]
+
+
+def test_svg_has_one_box_per_node_top_to_bottom_and_arcs_for_skips() -> None:
+    import xml.etree.ElementTree as ET
+
+    from playground.graph import to_svg
+
+    _, graph = _graph("resnet18", depth=3)
+    root = ET.fromstring(to_svg(graph, title="resnet18"))
+    nodes = _svg_nodes(root)
+    assert len(nodes) == len(graph.nodes)
+    for (_, texts), node in zip(nodes, graph.nodes, strict=True):
+        assert texts[0] == node.label  # every label, in order
+        if node.shape is not None:
+            assert "x".join(map(str, node.shape)) in texts
+        if node.params:
+            assert f"{node.params:,} params" in texts
+    tops = [float(rect.get("y")) for rect, _ in nodes]
+    assert tops == sorted(tops) and len(set(tops)) == len(tops)  # one row per node, in order
+    edges = [e for e in root.iter(f"{_SVG}path") if e.get("class") == "edge"]
+    assert len(edges) == len(graph.edges)
+    # the residual additions' shortcut inputs skip nodes: arcs (curves), never straight lines
+    row = {n.id: i for i, n in enumerate(graph.nodes)}
+    curved = [e.get("d") for e in edges if " C " in e.get("d")]
+    skipping = [(a, b) for a, b in graph.edges if row[b] - row[a] > 1]
+    assert len(curved) == len(skipping) >= 8  # resnet18: 8 blocks, each adds its shortcut
+    assert all(row[b] > row[a] for a, b in graph.edges)  # topological: every edge points down
+
+
+def test_svg_escapes_odd_names_and_stays_well_formed() -> None:
+    import xml.etree.ElementTree as ET
+
+    from playground.graph import Graph, GraphNode, to_svg
+
+    odd = 'a<b>&"c\' ]]> <script>x</script>'
+    graph = Graph([GraphNode("input", "input", "input", (3, 8, 8), 0),
+                   GraphNode(odd, f"{odd}: Weird", "module", (4, 8, 8), 12),
+                   GraphNode("fn&1", "fn&1: add", "function", None, 0),
+                   GraphNode("output", "output", "output", (4, 8, 8), 0)],
+                  [("input", odd), (odd, "fn&1"), ("input", "fn&1"), ("fn&1", "output")],
+                  depth=1, max_depth=1)
+    svg = to_svg(graph, title=odd)
+    assert "<script>" not in svg
+    root = ET.fromstring(svg)  # parses: every text escaped
+    texts = [t.text for t in root.iter(f"{_SVG}text")]
+    assert odd in texts and f"{odd}: Weird" in texts and "fn&1: add" in texts
+    assert [t for _, t in _svg_nodes(root)][1] == [f"{odd}: Weird", "4x8x8", "12 params"]
+    titles = [t.text for t in root.iter(f"{_SVG}title")]
+    assert titles == ["input", odd, "fn&1", "output"]
+    assert sum(" C " in (e.get("d") or "") for e in root.iter(f"{_SVG}path")
+               if e.get("class") == "edge") == 1  # input -> add skips the odd node

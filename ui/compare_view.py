@@ -3,7 +3,8 @@
 Items are option keys (``preset:vgg16``, ``zoo:resnet50``, ``design:<name>``, ``run:<id>``,
 ``build:current``) turned into ``playground.compare.CompareItem`` here; every number comes from
 ``playground.compare``. Colours follow the order of the selection (``ui.charts.PALETTE``) in
-the table's legend and in every chart.
+the table's legend and in every chart. Below the charts, each design's architecture diagram,
+side by side on one scale (``ui/compare_diagrams.py``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from playground.runs import DONE_STATUSES
 from playground.zoo import zoo_names
 from ui.charts import PALETTE
 from ui.compare_charts import figures_html, layer_bars, stage_bars
+from ui.compare_diagrams import diagrams
 from ui.compare_state import keep
 from ui.identity import current_actor
 from ui.jobs import get_store
@@ -246,6 +248,9 @@ def side_by_side() -> None:
         figures += _run_charts(runs)
     if analysed:
         figures += _design_charts(analysed)
+        by_item = {id(item): a for item, _, a in analysed}
+        diagrams([(item, color, by_item.get(id(item)))
+                  for item, color in zip(items, colors, strict=True)])
     specs = [(item, color) for item, color in zip(items, colors, strict=True)
              if item.spec is not None]
     if len(specs) >= 2:

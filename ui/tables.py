@@ -4,10 +4,17 @@ The columns a learner reads first (layer, output shape, parameters, MACs, recept
 shown by default, with pixel widths that fit the Build page's table at a 1280 px wide window
 with the sidebar open (about 490 px); "More columns" adds the layer type, effective stride,
 activation memory, place in the design and position after them, to scroll to sideways.
+
+Selection from code: a selection assigned to the table's session key before the table is drawn
+is applied as if the user had clicked the row (Streamlit's programmatic dataframe selection,
+1.67 here; releases before it refuse the assignment); :func:`layer_table` does that for
+``select`` (the Build page's diagram click). ``highlight`` tints other rows (the
+clicked box's) through a pandas Styler, built only while a box is picked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import pyarrow as pa
@@ -15,6 +22,10 @@ import streamlit as st
 
 from playground.format import fmt_bytes
 from ui.memo import PerObject
+
+# translucent amber (as on Compare): readable under the light and the dark theme's text
+HIGHLIGHT = "background-color: rgba(255, 196, 0, 0.28)"
+TABLE_KEY = "layer_table"
 
 # Column -> width in px. Glide's row-selection column takes about 35 px more; a table wider
 # than the sum shares the spare room out among the columns.
@@ -61,9 +72,28 @@ def layer_arrow(analysis: Any, labels: dict[str, Any]) -> pa.Table:
                        lambda: pa.Table.from_pylist(layer_rows(analysis, labels)))
 
 
-def layer_table(analysis: Any, labels: dict[str, Any]) -> Any | None:
-    """Draw the table; return the selected row of ``analysis.rows`` (or None)."""
+def highlighted(rows: pa.Table, marked: Collection[int]) -> Any:
+    """``rows`` as a pandas Styler tinting the rows whose ``#`` is in ``marked``; numbers keep
+    the table's own look (thousands separators, blank for a missing receptive field)."""
+    frame = rows.to_pandas()
+    marks = set(marked)
+    return frame.style.apply(
+        lambda r: [HIGHLIGHT if r["#"] in marks else ""] * len(r), axis=1).format(
+        {"params": "{:,}", "MACs": "{:,}", "RF (px)": "{:.0f}", "stride (px)": "{:.0f}"},
+        na_rep="")
+
+
+def layer_table(analysis: Any, labels: dict[str, Any], highlight: Collection[int] = (),
+                select: int | None = None) -> Any | None:
+    """Draw the table; return the selected row of ``analysis.rows`` (or None).
+
+    ``select``: select this row index now, as a click on it would (the user can pick another
+    afterwards); ``highlight``: row indices to tint.
+    """
     rows = layer_arrow(analysis, labels)
+    if select is not None and 0 <= select < rows.num_rows:
+        st.session_state[TABLE_KEY] = {"selection": {"rows": [select], "columns": [],
+                                                     "cells": []}}
     more = st.toggle("More columns", key="layer_more",
                      help="Also show each layer's position, its place in the design, its type, "
                      "its effective stride and the memory its output takes.")
@@ -71,13 +101,13 @@ def layer_table(analysis: Any, labels: dict[str, Any]) -> Any | None:
     order = [*MAIN_COLUMNS, *(MORE_COLUMNS if more else ())]
     width = MAIN_COLUMNS
     event = st.dataframe(
-        rows,
+        highlighted(rows, highlight) if highlight else rows,
         hide_index=True,
         width="stretch",
         height=min(38 + 35 * rows.num_rows, 520),
         on_select="rerun",
         selection_mode="single-row",
-        key="layer_table",
+        key=TABLE_KEY,
         column_order=order,
         column_config={
             "layer": st.column_config.TextColumn(

@@ -181,3 +181,76 @@ def test_edit_then_pick_then_undo_in_the_browser(page, app_url: str) -> None:
         ".some(e => e.getAttribute('aria-label') === 'Design' && e.value.endsWith('edited'))")
     wait_for_app(page)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+# Where a diagram box is on screen: Plotly's own axes map the box marker's data coordinates
+# (the invisible marker at each box's centre, customdata = the box key) to pixels.
+_BOX_POINT = """(key) => {
+  for (const gd of document.querySelectorAll('[data-testid=stMain] .js-plotly-plot')) {
+    const t = (gd._fullData || []).find(d => d.name === 'boxes');
+    if (!t) continue;
+    const i = [...t.customdata].indexOf(key);
+    if (i < 0) return null;
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const r = gd.getBoundingClientRect();
+    return {x: r.left + xa._offset + xa.d2p(t.x[i]), y: r.top + ya._offset + ya.d2p(t.y[i])};
+  }
+  return null;
+}"""
+_OUTLINED = """() => {
+  const gd = document.querySelector('[data-testid=stMain] .js-plotly-plot');
+  return gd && gd._fullData.some(d => d.line && d.line.width === 3);
+}"""
+
+
+def _code_text(pg) -> list[str]:
+    return [c.strip() for c in pg.locator(
+        '[data-testid=stMain] [data-testid="stCode"] code').all_inner_texts()]
+
+
+def test_clicking_a_diagram_box_selects_its_row_in_the_layer_table(page, app_url: str) -> None:
+    """A real mouse click on a box of the Plotly diagram: its formula shows under the
+    diagram, and the Layers tab's table has that box's first conv selected, its formula in
+    the panel under the table."""
+    from playground.analysis import explain_row
+    from playground.targets import analyse_spec
+
+    rows = analyse_spec(get_preset("small_cnn")).rows  # the default design
+    conv = next(r for r in rows if r.name == "stage2.layer1.conv")
+    formula = explain_row(conv).strip()
+    page.goto(app_url)
+    wait_for_app(page, "Build a network")
+    page.get_by_role("tab", name="Diagram").click()
+    page.locator("[data-testid=stMain] .js-plotly-plot").first.wait_for()
+    wait_for_app(page)
+    assert page.evaluate(_OUTLINED) is False  # nothing picked yet
+    page.locator("[data-testid=stMain] .js-plotly-plot").first.scroll_into_view_if_needed()
+    point = page.evaluate(_BOX_POINT, "stage2.layer1")
+    assert point is not None, "the diagram has no box stage2.layer1"
+    page.mouse.move(point["x"], point["y"])
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_function(
+        "(f) => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stCode] code')]"
+        ".some(c => c.innerText.trim() === f)", arg=formula)
+    wait_for_app(page)
+    assert formula in _code_text(page)
+    page.wait_for_function(_OUTLINED)  # the run the click caused outlines the box
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "build-diagram-pick.png"), full_page=True)
+
+    page.get_by_role("button", name="Show in the layer table").click()
+    wait_for_app(page)
+    table = page.locator('[data-testid="stMain"] [data-testid="stDataFrame"]').first
+    table.wait_for()
+    page.get_by_text("Tinted: the rows of the diagram box", exact=False).wait_for()
+    selected = table.locator('tr[role="row"][aria-selected="true"]')
+    selected.first.wait_for(state="attached")  # glide's accessibility table: hidden
+    assert selected.count() == 1
+    assert selected.first.get_attribute("aria-rowindex") == str(conv.index + 2)  # 1: header
+    assert conv.name in selected.first.text_content()
+    page.wait_for_function(
+        "(f) => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stCode] code')]"
+        ".some(c => c.innerText.trim() === f)", arg=formula)
+    assert _code_text(page) == [formula]  # the table's formula panel shows that row
+    page.screenshot(path=str(ARTIFACTS / "build-layers-picked.png"), full_page=True)
+    assert page.locator('[data-testid="stException"]').count() == 0
