@@ -28,6 +28,7 @@ from playground.runners.fair import describe_position
 from playground.runs import ACTIVE_STATUSES, Run
 from ui.charts import PALETTE
 from ui.jobs import get_runner, get_store, started_runner
+from ui.results_view import results_tab
 from ui.run_charts import (
     accuracy_chart,
     activation_stats_chart,
@@ -168,12 +169,13 @@ def _summary(series: dict[str, Any]) -> None:
     c4.metric("Gradient norm", "n/a" if gn is None else f"{gn:.3g}")
 
 
-def _charts(cache: dict[str, Any], clipping: bool) -> None:
+def _charts(cache: dict[str, Any], run: Run, actor: Actor) -> None:
     series = cache["series"]
     labels = cache["labels"] or []
     act_labels = cache["act_labels"] or []
+    clipping = bool(run.settings.get("clip_norm"))
     item = [("", PALETTE[0], series)]
-    tabs = st.tabs(["Loss & accuracy", "Gradients", "Activations", "Learning rate"],
+    tabs = st.tabs(["Loss & accuracy", "Gradients", "Activations", "Learning rate", "Results"],
                    key="train_tab", on_change="rerun")
     if tabs[0].open is not False:
         with tabs[0]:
@@ -206,6 +208,9 @@ def _charts(cache: dict[str, Any], clipping: bool) -> None:
     if tabs[3].open:
         with tabs[3]:
             st.plotly_chart(lr_chart(item), width="stretch", key="ch_lr")
+    if tabs[4].open:
+        with tabs[4]:
+            results_tab(run, actor)
 
 
 def run_view(run_id: int, actor: Actor) -> None:
@@ -229,7 +234,7 @@ def run_view(run_id: int, actor: Actor) -> None:
         with st.container():
             _header(current, cache["series"], actor)
         _summary(cache["series"])
-        _charts(cache, bool(current.settings.get("clip_norm")))
+        _charts(cache, current, actor)
         notes = current.summary.get("notes") or []
         for note in notes:
             st.caption(f"Note: {md_escape(note)}")
