@@ -11,6 +11,8 @@ Every user error prints one clear line on stderr and exits with status 2; no tra
     python -m playground train small_cnn --dataset shapes --steps 300
     python -m playground train small_cnn --runner ray   # through the configured Ray cluster
     python -m playground runs --owner ada --format json
+    python -m playground assignment create --title "Shapes under 50k" --dataset shapes ...
+    python -m playground leaderboard shapes-under-50k --format table|json|csv
 """
 
 from __future__ import annotations
@@ -565,6 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the weights at the end (final) or at the best validation accuracy")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_inspect)
+
+    from playground.cli_assignments import add_parsers  # leaderboard, assignment ...
+
+    add_parsers(sub)
     return parser
 
 

@@ -37,7 +37,9 @@ and where to get them.
 Splits and normalisation: generated sets draw train and validation from separate random
 streams of one seed; ``digits`` is split stratified by seed; the torchvision sets take a seeded
 subset of the official training split for training and of the official test split for
-validation. Inputs are standardised per channel: torchvision sets with their usual published
+validation. A third split, held back for the private score of an assignment, comes from
+:mod:`playground.holdout` (its own random stream, disjoint from both). Inputs are
+standardised per channel: torchvision sets with their usual published
 mean/std (channel conversions adjust them), the others with statistics of their own training
 split. ``DataSplit.mean``/``std`` record what was used; :func:`denormalize` undoes it.
 
@@ -704,16 +706,22 @@ def _digits_source() -> tuple[np.ndarray, np.ndarray]:
 register_cache_clearer(_digits_source.cache_clear)
 
 
-def _build_digits(req: _Request) -> _Arrays:
+def _digits_split(seed: int, n_train: int, n_val: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into the 1,797 images of the training and validation splits of ``seed``
+    (stratified: every digit keeps its share in both; :mod:`playground.holdout` takes the
+    hidden test split from the rest)."""
     from sklearn.model_selection import train_test_split
 
+    _, target = _digits_source()
+    train_idx, val_idx = train_test_split(np.arange(len(target)), train_size=n_train,
+                                          test_size=n_val, stratify=target,
+                                          random_state=seed % 2**32)
+    return train_idx, val_idx
+
+
+def _build_digits(req: _Request) -> _Arrays:
     images, target = _digits_source()
-    index = np.arange(len(target))
-    # stratified: every digit keeps its share in both splits
-    train_idx, val_idx = train_test_split(
-        index, train_size=req.n_train, test_size=req.n_val, stratify=target,
-        random_state=req.seed % 2**32,
-    )
+    train_idx, val_idx = _digits_split(req.seed, req.n_train, req.n_val)
 
     def take(idx: np.ndarray) -> tuple[Tensor, Tensor]:
         x = torch.from_numpy(images[idx]).unsqueeze(1)  # (N, 1, 8, 8)

@@ -392,6 +392,14 @@ def _read_official_splits(name: str, root: str) -> tuple[np.ndarray, ...]:
 register_cache_clearer(_read_official_splits.cache_clear)
 
 
+def subset_order(seed: int, stream: int, total: int) -> np.ndarray:
+    """The seeded order in which a split's subset is taken from ``total`` official images
+    (stream 0: the official training split, 1: the official test split): a load takes the
+    first ``n`` and sorts them, so reads walk the array in order. The hidden test split of an
+    assignment (:mod:`playground.holdout`) takes its images from past the validation ones."""
+    return np.random.default_rng(_sub_seed(seed, stream)).permutation(total)
+
+
 def _build(req: _Request) -> _Arrays:
     info = get_dataset_info(req.name)
     fs = _FILESETS[req.name]
@@ -403,9 +411,7 @@ def _build(req: _Request) -> _Arrays:
                 f"{info.title} in {req.root} has {len(y):,} "
                 f"{'training' if stream == 0 else 'test'} images; asked for {count:,}"
             )
-        # a seeded subset; sorted so reads walk the array in order
-        rng = np.random.default_rng(_sub_seed(req.seed, stream))
-        pick = np.sort(rng.permutation(len(y))[:count])
+        pick = np.sort(subset_order(req.seed, stream, len(y))[:count])
         images = torch.from_numpy(x[pick]).float().div_(255.0)  # (n, C, H, W) in [0, 1]
         parts += [_fit_images(images, req.input_shape), torch.from_numpy(y[pick])]
     if req.input_shape[0] == len(fs.mean):  # the set's usual statistics

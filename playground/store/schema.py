@@ -125,3 +125,35 @@ checkpoints = sa.Table(
     sa.Column("data", sa.LargeBinary, nullable=False),  # safetensors bytes, never pickle
     sa.Column("created_at", sa.Double, nullable=False),
 )
+
+assignments = sa.Table(
+    "assignments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("slug", sa.Text, nullable=False),  # lower-case letters, digits, dashes
+    sa.Column("state", sa.Text, nullable=False),  # "open" or "closed"
+    sa.Column("value_json", sa.Text, nullable=False),  # the Assignment, test_seed included
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Index("assignments_slug", "slug", unique=True),
+    sqlite_autoincrement=True,  # ids in links are never reused
+)
+
+submissions = sa.Table(
+    "submissions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("assignment_id", sa.Integer, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),  # the run's owner: the student
+    sa.Column("owner_key", sa.Text, nullable=False),  # name_key(owner)
+    sa.Column("run_id", sa.Integer, nullable=False),
+    sa.Column("design", sa.Text, nullable=False),  # one-line summary of the design
+    sa.Column("spec_json", sa.Text, nullable=False),  # the design as scored
+    sa.Column("params", sa.BigInteger, nullable=False),
+    sa.Column("macs", sa.BigInteger, nullable=False),  # fvcore convention
+    sa.Column("steps", sa.Integer, nullable=False),  # optimiser steps the run asked for
+    sa.Column("val_acc", sa.Double, nullable=False),  # public score: validation split
+    sa.Column("test_acc", sa.Double, nullable=False),  # private score: hidden test split
+    sa.Column("submitted_at", sa.Double, nullable=False),
+    sa.Index("submissions_assignment_owner", "assignment_id", "owner_key"),
+    sa.Index("submissions_assignment_run", "assignment_id", "run_id", unique=True),
+    sqlite_autoincrement=True,
+)
