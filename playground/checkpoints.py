@@ -101,9 +101,11 @@ def save_weights(store: RunStore, run_id: int, weights: dict[str, Weights]) -> l
     for kind, w in sorted(weights.items(), key=lambda kw: KINDS.index(_check_kind(kw[0]))):
         data = to_bytes(w.state, {"run_id": str(run_id), "kind": _check_kind(kind),
                                   "step": str(w.step)})
+        preds = (to_bytes({"pred": w.pred, "conf": w.conf})
+                 if w.pred is not None and w.conf is not None else None)
         rows.append({"run_id": int(run_id), "kind": kind, "step": int(w.step),
                      "val_acc": w.val_acc, "nbytes": len(data), "data": data,
-                     "created_at": now})
+                     "created_at": now, "val_loss": w.val_loss, "predictions": preds})
     if rows:
         with store.database.write() as con:
             con.execute(sa.delete(checkpoints).where(
@@ -153,6 +155,33 @@ def no_weights_reason(store: RunStore, run: Run) -> str:
     if run.status == "diverged":
         return "the run diverged before any evaluation"
     return "the run ended before its first evaluation"
+
+
+@dataclass(frozen=True)
+class StoredPredictions:
+    """What the training's evaluation of these weights predicted for each validation example
+    (in the split's order): ``pred`` int64, ``conf`` float32 (softmax probability of ``pred``),
+    and the validation loss."""
+
+    pred: Tensor
+    conf: Tensor
+    val_loss: float | None
+
+
+def load_predictions(store: RunStore, run_id: int, kind: str, by: Actor
+                     ) -> StoredPredictions | None:
+    """The stored validation predictions of one checkpoint; ``None`` when it has none."""
+    store.get_run(run_id, by)
+    rows = store.database.read(sa.select(checkpoints.c.predictions, checkpoints.c.val_loss)
+                               .where(checkpoints.c.run_id == int(run_id),
+                                      checkpoints.c.kind == _check_kind(kind)))
+    if not rows or rows[0][0] is None:
+        return None
+    tensors = from_bytes(rows[0][0])
+    if set(tensors) != {"pred", "conf"}:
+        raise PlaygroundError(f"the stored predictions of run #{run_id} cannot be read")
+    return StoredPredictions(tensors["pred"], tensors["conf"],
+                             None if rows[0][1] is None else float(rows[0][1]))
 
 
 def load_state(store: RunStore, run_id: int, kind: str, by: Actor

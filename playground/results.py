@@ -70,7 +70,8 @@ __all__ = [
     "EVAL_BATCH", "MAX_RESOLUTION", "MAX_UPLOAD_BYTES", "MAX_UPLOAD_PIXELS", "UPLOAD_FORMATS",
     "Boundary", "EvalResult", "FeatureMap", "Filters", "GridItem", "Prediction", "ResultsError",
     "Saliency", "Upload", "UploadError", "ValidationData", "decision_boundary", "evaluate",
-    "feature_maps", "first_layer_filters", "predict_one", "prediction_grid", "prepare_upload",
+    "evaluation_from_predictions", "feature_maps", "first_layer_filters", "predict_one",
+    "prediction_grid", "prepare_upload",
     "saliency", "validation_data",
 ]
 
@@ -256,18 +257,37 @@ def evaluate(model: nn.Module, data: ValidationData, batch_size: int = EVAL_BATC
             confs.append(out.float().softmax(1).gather(1, pred[:, None])[:, 0].cpu())
             preds.append(pred.cpu())
     denom = max(n, 1)
+    return evaluation_from_predictions(
+        data, torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long),
+        torch.cat(confs) if confs else torch.zeros(0), m, float(loss_sum) / denom,
+        accuracy=int(correct) / denom)
+
+
+def evaluation_from_predictions(data: ValidationData, pred: Tensor, conf: Tensor,
+                                n_outputs: int, loss: float | None, *,
+                                accuracy: float | None = None) -> EvalResult:
+    """The :class:`EvalResult` of given predictions on ``data`` (e.g. those the training's
+    last evaluation stored with a checkpoint, :func:`playground.checkpoints.load_predictions`):
+    the accuracy is ``correct / N`` as the trainer computes it. ``loss`` may be unknown
+    (``nan``)."""
+    n, k = data.n, len(data.classes)
+    if int(pred.shape[0]) != n or int(conf.shape[0]) != n:
+        raise ResultsError(f"{int(pred.shape[0])} predictions for {n} validation examples")
+    denom = max(n, 1)
     true = data.y.cpu().numpy().astype(np.int64)
-    pred_np = (torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long)).numpy()
-    conf_np = (torch.cat(confs) if confs else torch.zeros(0)).numpy().astype(np.float32)
-    m = max(m, k)
+    pred_np = pred.cpu().numpy().astype(np.int64)
+    conf_np = conf.cpu().numpy().astype(np.float32)
+    if accuracy is None:
+        accuracy = int((pred_np == true).sum()) / denom
+    m = max(int(n_outputs), k, int(pred_np.max()) + 1 if n else 0)
     confusion = np.bincount(true * m + pred_np, minlength=k * m).reshape(k, m).astype(np.int64)
     rows = confusion.sum(1, keepdims=True)
     norm = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
     per_class = {c: (float(confusion[i, i] / rows[i, 0]) if rows[i, 0] else None)
                  for i, c in enumerate(data.classes)}
-    return EvalResult(int(correct) / denom, float(loss_sum) / denom, n, list(data.classes),
-                      _labels(data.classes, m), confusion, norm, per_class, true, pred_np,
-                      conf_np)
+    return EvalResult(accuracy, float("nan") if loss is None else float(loss), n,
+                      list(data.classes), _labels(data.classes, m), confusion, norm, per_class,
+                      true, pred_np, conf_np)
 
 
 @dataclass(frozen=True)

@@ -352,6 +352,9 @@ class Weights:
     state: dict[str, Tensor]
     step: int
     val_acc: float | None
+    val_loss: float | None = None
+    pred: Tensor | None = None  # each validation example's predicted class (int64)
+    conf: Tensor | None = None  # ...and its softmax probability (float32)
 
 
 def cpu_state(model: nn.Module) -> dict[str, Tensor]:
@@ -503,19 +506,31 @@ def _batches(x: Tensor, y: Tensor, batch_size: int, gen: torch.Generator) -> Ite
 # -- evaluation --------------------------------------------------------------------------------
 @torch.no_grad()
 def _evaluate(model: nn.Module, x: Tensor, y: Tensor, amp_ctx: Callable[[], Any],
-              batch: int = _EVAL_BATCH) -> tuple[float, float]:
-    """(mean loss, accuracy) on ``x, y`` in eval mode, without label smoothing."""
+              batch: int = _EVAL_BATCH, predictions: list[Tensor] | None = None
+              ) -> tuple[float, float]:
+    """(mean loss, accuracy) on ``x, y`` in eval mode, without label smoothing. With
+    ``predictions`` (a list), it is set to ``[pred, confidence]``: each example's predicted
+    class (int64) and its softmax probability (float32), on the CPU."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), device=x.device)
     correct = torch.zeros((), device=x.device, dtype=torch.long)
+    preds: list[Tensor] = []
+    confs: list[Tensor] = []
     for start in range(0, int(x.shape[0]), batch):
         xb, yb = x[start:start + batch], y[start:start + batch]
         with amp_ctx():
             out = model(xb)
         loss_sum += F.cross_entropy(out.float(), yb, reduction="sum")
-        correct += (out.argmax(1) == yb).sum()
+        pred = out.argmax(1)
+        correct += (pred == yb).sum()
+        if predictions is not None:
+            preds.append(pred.cpu())
+            confs.append(out.float().softmax(1).gather(1, pred[:, None])[:, 0].cpu())
     model.train(was_training)
+    if predictions is not None:
+        predictions[:] = [torch.cat(preds) if preds else torch.zeros(0, dtype=torch.long),
+                          torch.cat(confs) if confs else torch.zeros(0)]
     n = max(int(x.shape[0]), 1)
     return float(loss_sum) / n, int(correct) / n
 
@@ -567,6 +582,7 @@ def train(
     weights_bytes = state_nbytes(model)
     keep_weights = 0 < weights_bytes <= keep_weights_bytes
     kept: dict[str, Weights] = {}
+    predictions: list[Tensor] = []  # the last evaluation's [pred, conf] when keep_weights
     d = _prepare_data(spec, settings, data, device)
     notes += d.notes
     n_train = int(d.train_x.shape[0])
@@ -653,7 +669,8 @@ def train(
         nonlocal val_loss, val_acc, best_val_loss, best_val_acc, best_val_step
         nonlocal evals_since_best, last_eval, eval_time
         te = time.perf_counter()
-        val_loss, val_acc = _evaluate(model, d.val_x, d.val_y, amp_ctx)
+        val_loss, val_acc = _evaluate(model, d.val_x, d.val_y, amp_ctx,
+                                      predictions=predictions if keep_weights else None)
         eval_time += time.perf_counter() - te
         last_eval = at
         rec.scalar(at, "val_loss", val_loss)
@@ -661,7 +678,7 @@ def train(
         if best_val_acc is None or val_acc > best_val_acc:
             best_val_acc, best_val_step = val_acc, at
             if keep_weights:
-                kept["best"] = Weights(cpu_state(model), at, val_acc)
+                kept["best"] = Weights(cpu_state(model), at, val_acc, val_loss, *predictions)
         if val_loss < best_val_loss:
             best_val_loss, evals_since_best = val_loss, 0
         else:
@@ -809,7 +826,7 @@ def train(
     if rule:
         result.summary["diverged_rule"] = rule
     if keep_weights and status != "diverged" and last_eval == step and val_acc is not None:
-        kept["final"] = Weights(cpu_state(model), step, val_acc)
+        kept["final"] = Weights(cpu_state(model), step, val_acc, val_loss, *predictions)
     result.summary["weights_bytes"] = weights_bytes
     result.weights = kept
     return result

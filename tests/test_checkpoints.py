@@ -4,12 +4,13 @@ safetensors, capped, owner-checked and deleted with their run."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 import torch
 from safetensors import safe_open
 
-from playground import checkpoints
+from playground import checkpoints, results
 from playground.access import SYSTEM, AccessDenied, Actor, teacher
 from playground.build import build_model
 from playground.errors import PlaygroundError
@@ -67,10 +68,22 @@ def test_loaded_weights_reproduce_the_stored_accuracies_exactly(backend, env, re
     assert infos["final"].val_acc == run.summary["final_val_acc"]
     assert infos["best"].step == run.summary["best_val_step"]
     assert infos["best"].val_acc == run.summary["best_val_acc"]
+    data = results.validation_data(spec_from_dict(run.spec), settings_from_dict(run.settings))
     for kind in ("final", "best"):
         model, _, info = checkpoints.load_model(store, rid, kind, ADA)
         # a freshly built model (different initial weights) with the stored weights loaded
         assert _val_acc(run, model) == info.val_acc
+        # the predictions stored with the weights are those the weights make now
+        stored = checkpoints.load_predictions(store, rid, kind, ADA)
+        now = results.evaluate(model, data)
+        kept = results.evaluation_from_predictions(data, stored.pred, stored.conf, 10,
+                                                   stored.val_loss)
+        assert kept.accuracy == now.accuracy == info.val_acc
+        assert kept.loss == now.loss
+        assert np.array_equal(kept.pred, now.pred)
+        assert np.array_equal(kept.confidence, now.confidence)
+        assert np.array_equal(kept.confusion, now.confusion)
+        assert kept.confusion.sum() == data.n
     # the final weights are not the best ones unless the best evaluation was the last
     final, _ = checkpoints.load_state(store, rid, "final", ADA)
     best, _ = checkpoints.load_state(store, rid, "best", ADA)
@@ -120,6 +133,8 @@ def test_weights_are_read_only_by_their_owner_or_the_teacher_and_go_with_the_run
         checkpoints.checkpoint_bytes(store, rid, "best", Actor("bob"))
     with pytest.raises(AccessDenied):
         checkpoints.list_checkpoints(store, rid, Actor("bob"))
+    with pytest.raises(AccessDenied):
+        checkpoints.load_predictions(store, rid, "best", Actor("bob"))
     assert len(checkpoints.list_checkpoints(store, rid, teacher())) == 2
     store.delete_run(rid, by=ADA)
     assert store.database.read(sa.select(sa.func.count()).select_from(table)) == [(0,)]

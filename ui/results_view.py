@@ -34,6 +34,7 @@ from ui.results_charts import (
     saliency_overlay,
     top_classes,
 )
+from ui.submit_view import submit_section
 from ui.text import md_escape
 
 BUILD_PAGE = "pages/build.py"
@@ -56,7 +57,16 @@ def _data(url: str, run_id: int) -> results.ValidationData:
 @st.cache_resource(max_entries=6, show_spinner="Evaluating the weights on the validation "
                    "split...")
 def _evaluation(url: str, run_id: int, kind: str, stamp: float) -> results.EvalResult:
-    return results.evaluate(_model(url, run_id, kind, stamp), _data(url, run_id))
+    """The predictions the training's own evaluation stored with the weights (no forward
+    pass here), else a new evaluation of the weights (checkpoints stored without them)."""
+    store = RunStore(url)
+    stored = checkpoints.load_predictions(store, run_id, kind, SYSTEM)
+    data = _data(url, run_id)
+    if stored is not None and int(stored.pred.shape[0]) == data.n:
+        outputs = spec_from_dict(store.get_run(run_id).spec).num_classes
+        return results.evaluation_from_predictions(data, stored.pred, stored.conf, outputs,
+                                                   stored.val_loss)
+    return results.evaluate(_model(url, run_id, kind, stamp), data)
 
 
 @st.cache_resource(max_entries=6, show_spinner=False)
@@ -82,6 +92,7 @@ def results_tab(run: Run, actor: Actor) -> None:
     except PlaygroundError as err:
         st.warning(md_escape(err))
         return
+    submit_section(run, actor, has_best="best" in infos)  # only with an active assignment
     if not infos:
         st.info(md_escape(f"This run has no stored weights: "
                           f"{checkpoints.no_weights_reason(store, run)}."))

@@ -124,6 +124,9 @@ checkpoints = sa.Table(
     sa.Column("nbytes", sa.BigInteger, nullable=False),  # len(data)
     sa.Column("data", sa.LargeBinary, nullable=False),  # safetensors bytes, never pickle
     sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("val_loss", sa.Double),  # validation loss of these weights
+    # the predictions of that evaluation, safetensors {"pred": int64, "conf": float32}
+    sa.Column("predictions", sa.LargeBinary),
 )
 
 assignments = sa.Table(

@@ -5,7 +5,8 @@ Revises: 0004
 
 One row per run and kind (``final``, ``best``), the weights as ``safetensors`` bytes in the
 database itself, so a store on PostgreSQL needs no shared disk between the web server and the
-GPU workers.
+GPU workers, and the validation predictions of those weights (what the Results tab shows
+without evaluating again).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def upgrade() -> None:
         sa.Column("nbytes", sa.BigInteger, nullable=False),
         sa.Column("data", sa.LargeBinary, nullable=False),
         sa.Column("created_at", sa.Double, nullable=False),
+        sa.Column("val_loss", sa.Double),
+        sa.Column("predictions", sa.LargeBinary),
     )
 
 
