@@ -22,6 +22,7 @@ from playground.targets import (
     layer_labels,
 )
 from ui import editor
+from ui.budget_view import budget_panel
 from ui.charts import analysis_figures
 from ui.classroom_view import editing_column, is_present
 from ui.diagram_view import diagram_selection, diagram_tab, pick_note
@@ -124,6 +125,7 @@ if analysis is not None:
             if source.startswith("preset:") and source[7:] in PRESETS:
                 st.session_state.tr_dataset = PRESETS.get(source[7:]).dataset  # its own data
             st.switch_page("pages/train.py")
+budget_panel(spec if spec_ok else None)  # the active assignment's budgets, on every edit
 
 
 # present mode (?present=1): the analysis alone, full width; the editor is drawn but hidden

@@ -16,6 +16,8 @@ from playground.presets import PRESETS, list_presets
 from playground.spec import NetworkSpec
 from playground.targets import analyse_spec, fit_to_dataset
 from playground.train import resolve_device, settings_from_dict
+from ui.assignment_state import assignment_rules, data_settings, lock_training_size
+from ui.budget_view import budget_panel
 from ui.class_rules import apply_locks, binds, locked, locked_summary, max_steps, offered
 from ui.classroom_view import editing_column, is_present
 from ui.identity import current_actor
@@ -33,7 +35,7 @@ ensure_routed()  # first, before anything reads the session: see ui/routing.py
 # data set and run also live in the address (ui/train_state.py).
 KEEP = "session"
 actor = current_actor()
-rules = get_class_settings()
+rules = assignment_rules(get_class_settings(), actor)  # an active assignment's locks too
 restore_from_url(st.session_state.user, actor)
 apply_locks(rules, actor)
 
@@ -109,6 +111,7 @@ with left:
     except PlaygroundError as err:
         st.error(f"This network cannot train on {info.title}: {md_escape(err)}")
         spec = None
+    budget_panel(spec, page="train")
 
     st.subheader("Settings")
     c1, c2 = st.columns(2)
@@ -153,7 +156,8 @@ with left:
                           persist_state=KEEP)
         m7, m8 = st.columns(2)
         m7.number_input("Training examples (0 = data set default)", 0, info.max_train,
-                        key="tr_ntrain", step=500, persist_state=KEEP)
+                        key="tr_ntrain", step=500, persist_state=KEEP,
+                        disabled=lock_training_size(info.name))
         m8.toggle("Augment (random crop + flip)", key="tr_augment",
                   disabled=info.kind != "image" or locked(rules, "tr_augment", actor),
                   persist_state=KEEP)
@@ -191,6 +195,7 @@ with left:
             "eval_every": st.session_state.tr_eval,
             "amp": st.session_state.tr_amp,
             "seed": st.session_state.tr_seed,
+            **data_settings(info.name),  # the active assignment's data, exactly
         }
 
     if rules.locked and binds(actor):

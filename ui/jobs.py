@@ -12,6 +12,7 @@ from __future__ import annotations
 import streamlit as st
 
 from playground.access import Actor
+from playground.assignments import AssignmentStore
 from playground.classroom import ClassSettings, ClassStore
 from playground.identity import IdentityStore
 from playground.runners import Runner, make_runner
@@ -56,6 +57,16 @@ def _identities(url: str) -> IdentityStore:
 @st.cache_resource(show_spinner=False)
 def _class_store(url: str) -> ClassStore:
     return ClassStore(url)
+
+
+@st.cache_resource(show_spinner=False)
+def _assignment_store(url: str) -> AssignmentStore:
+    return AssignmentStore(url)
+
+
+def get_assignments() -> AssignmentStore:
+    """Assignments and their scored submissions (same database as the runs)."""
+    return _assignment_store(default_url())
 
 
 def get_identities() -> IdentityStore:

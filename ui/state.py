@@ -37,6 +37,7 @@ KEYS = {
     "undo": None,  # a snapshot() of the edited design a pick replaced, while Undo is offered
     "flash": [],  # messages to show once: (kind, plain text), escaped when shown
     "open_stages": set(),  # indices of stage editors the user has expanded
+    "assignment": "",  # the active assignment's slug ("" none; ui/assignment_state.py)
     "run_cache": {},  # run id -> {"cursor", "series", "labels"}: metrics read so far
     # Train page widgets (their defaults train the small CNN in well under a minute)
     "tr_network": "__current__",
