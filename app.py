@@ -47,6 +47,8 @@ PAGES = [
     st.Page("pages/compare.py", title="Compare", icon=":material/compare:",
             url_path="compare"),
     st.Page("pages/learn.py", title="Learn", icon=":material/school:", url_path="learn"),
+    st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:",
+            url_path="leaderboard"),
 ]
 
 if st.session_state.teacher:  # unlocked in this session (ui/identity.py); hidden otherwise

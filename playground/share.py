@@ -14,7 +14,7 @@ import binascii
 import json
 import zlib
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from playground.build import check
 from playground.errors import ConfigError, SpecError
@@ -69,12 +69,25 @@ def decode_spec(text: str) -> NetworkSpec:
         raise ConfigError(f"this share link holds an invalid design: {err}") from None
 
 
+def app_root(page_url: str | None) -> str:
+    """The app's root address, ending in ``/``, from the current page's address
+    (``st.context.url``): same scheme, host and base path, the page's name, query and
+    fragment dropped. Without a host the root is relative (``/``)."""
+    parts = urlsplit(page_url or "")
+    base = parts.path.rsplit("/", 1)[0] + "/"  # drop the page's name, keep a base path
+    return urlunsplit((parts.scheme, parts.netloc, base, "", "")) if parts.netloc else "/"
+
+
 def share_link(page_url: str | None, spec: NetworkSpec) -> str:
     """The link that opens ``spec`` on Build: the app's root on the same host (and base path),
     ``?d=`` and nothing else, so a student's name and key (in their own page's address) never
     travel with a shared design. ``page_url`` is the current page's address (``st.context.url``);
     without one the link is relative (``/?d=...``)."""
-    parts = urlsplit(page_url or "")
-    base = parts.path.rsplit("/", 1)[0] + "/"  # drop the page's name, keep a base path
-    root = urlunsplit((parts.scheme, parts.netloc, base, "", "")) if parts.netloc else "/"
-    return f"{root}?d={encode_spec(spec)}"
+    return f"{app_root(page_url)}?d={encode_spec(spec)}"
+
+
+def page_link(page_url: str | None, page: str, **query: str) -> str:
+    """The address of the app's page ``page`` (its url_path, e.g. ``leaderboard``) with
+    ``query`` and nothing else: ``https://host/base/leaderboard?a=shapes-50k``."""
+    root = app_root(page_url)
+    return f"{root}{page}" + (f"?{urlencode(query)}" if query else "")

@@ -142,8 +142,10 @@ def students_tab() -> None:
         st.code(f"{base}/build?{urlencode({'user': new[0], 'key': new[1]})}", language=None)
 
 
-def _lock_widget(field: str, current: Any) -> Any:
-    label, key = LOCKABLE[field], f"t_lock_{field}"
+def lock_widget(field: str, current: Any, prefix: str = "t_lock_") -> Any:
+    """One locked training setting's value widget (key ``prefix + field``), showing
+    ``current`` (or a usual default); returns the value chosen."""
+    label, key = LOCKABLE[field], f"{prefix}{field}"
     if field == "dataset":
         names = [d.name for d in list_datasets()]
         return st.selectbox(label, names, index=names.index(current) if current in names
@@ -207,7 +209,7 @@ def settings_tab() -> None:
     cols = st.columns(3)
     for i, field in enumerate(fields):
         with cols[i % 3]:
-            values[field] = _lock_widget(field, rules.locked.get(field))
+            values[field] = lock_widget(field, rules.locked.get(field))
     save, clear = st.columns([1, 4])
     if save.button("Save for the class", type="primary", key="t_save",
                    icon=":material/save:"):

@@ -29,7 +29,8 @@ def test_first_request_for_a_deep_link_opens_the_page(browser, fresh_app_url: st
         assert pg.locator("h1").first.inner_text() == "Train"
         # the router's pages (icons are ligature words in lower case, file names would be too)
         nav = pg.locator('[data-testid="stSidebarNav"]').inner_text().split("\n")
-        assert [n for n in nav if n[:1].isupper()] == ["Build", "Train", "Compare", "Learn"]
+        assert [n for n in nav if n[:1].isupper()] == ["Build", "Train", "Compare", "Learn",
+                                                      "Leaderboard"]
         assert pg.get_by_label("Your name", exact=True).input_value() == "Ada"
         assert pg.locator('[data-testid="stException"]').count() == 0 and not errors
         # an address that names no page still gets Streamlit's own answer
