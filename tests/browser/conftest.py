@@ -146,6 +146,11 @@ def start_training(pg, steps: int) -> None:
     """On the Train page: set Steps to ``steps`` and press Start training."""
     main = pg.locator("[data-testid=stMain]")
     box = main.get_by_role("spinbutton", name="Steps", exact=True)
+    # a rerun still drawing (its status widget shows only after a moment) can leave the old
+    # box beside the new one: wait until Streamlit has removed the stale one
+    deadline = time.time() + 60
+    while box.count() != 1 and time.time() < deadline:
+        time.sleep(0.2)
     box.fill(str(steps))
     box.press("Enter")
     wait_for_app(pg)
