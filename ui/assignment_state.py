@@ -35,6 +35,7 @@ from playground.errors import PlaygroundError
 from playground.store import default_url
 from ui.class_rules import binds
 from ui.jobs import get_assignments
+from ui.train_state import put_param
 
 PARAM = "a"  # ?a=<slug>
 NONE = ""  # the "no assignment" choice
@@ -135,12 +136,7 @@ def active_assignment() -> dict[str, Any] | None:
 
 
 def _mirror(slug: str | None) -> None:
-    params = st.query_params
-    if slug is None:
-        if PARAM in params:
-            del params[PARAM]
-    elif params.get(PARAM) != slug:
-        params[PARAM] = slug
+    put_param(PARAM, slug)
     st.session_state[_SEEN] = slug
 
 

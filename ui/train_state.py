@@ -102,7 +102,8 @@ def restore_from_url(user: str, actor: Actor | None) -> None:
                     state.tr_run = run_id
 
 
-def _put(name: str, value: str | None) -> None:
+def put_param(name: str, value: str | None) -> None:
+    """Set (or with ``None`` remove) one address parameter, writing only on a change."""
     params = st.query_params
     if value is None:
         if name in params:
@@ -113,9 +114,9 @@ def _put(name: str, value: str | None) -> None:
 
 def mirror_to_url(network: str, dataset: str, run_id: int | None) -> None:
     """Write the page's address: ``net``, ``data``, ``run`` and the Build design as ``d``."""
-    _put("net", None if network == CURRENT else network)
-    _put("data", dataset)
-    _put("run", None if run_id is None else str(run_id))
+    put_param("net", None if network == CURRENT else network)
+    put_param("data", dataset)
+    put_param("run", None if run_id is None else str(run_id))
     spec = st.session_state.spec
     if spec is not None and not st.session_state.zoo and not validate(spec):
-        _put("d", encode_spec(spec))
+        put_param("d", encode_spec(spec))
