@@ -106,6 +106,38 @@ def test_train_through_an_embedded_ray_records_where_it_ran(tmp_path: Path) -> N
     assert rows[0]["runner"] == "ray" and rows[0]["steps_done"] == 15
 
 
+def test_train_through_ray_client_on_a_cluster_that_wants_a_token(tmp_path: Path) -> None:
+    """``PLAYGROUND_RAY_ADDRESS=ray://...``: a real cluster head (``ray start --head``) that
+    requires Ray's token; the command has the token file but not ``RAY_AUTH_MODE``, so it must
+    turn token mode on itself (without it Ray Client times out). The ``playground`` package
+    travels to the cluster as a ``py_modules`` runtime environment; the task writes to the
+    store itself."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        must = os.environ.get("CI") or os.environ.get("PLAYGROUND_REQUIRE_RAY")
+        (pytest.fail if must else pytest.skip)("needs ray (pip install -r requirements.txt)")
+    from tests.ray_cluster import ray_head
+
+    with ray_head() as head:
+        env = {"PLAYGROUND_RAY_ADDRESS": head.client_address,
+               "RAY_AUTH_TOKEN_PATH": str(head.token_path),
+               "PLAYGROUND_RAY_CONNECT_TIMEOUT_S": "240", "PLAYGROUND_CPUS_PER_RUN": "1"}
+        out = subprocess.run(
+            [sys.executable, "-m", "playground", "train", "mlp_points", "--steps", "12",
+             "--runner", "ray", "--owner", "ada"], cwd=ROOT, capture_output=True, text=True,
+            timeout=540, env={k: v for k, v in _env(tmp_path, **env).items()
+                              if k != "RAY_AUTH_MODE"})
+        assert out.returncode == 0, out.stderr[-3000:] + head.log.read_text()[-2000:]
+    (run,) = _store(tmp_path).list_runs()
+    assert run.status == "finished" and run.summary["steps_done"] == 12
+    assert (run.runner, run.worker_host, run.device) == ("ray", platform.node(), "cpu")
+    assert run.worker_pid != os.getpid()
+    names = _store(tmp_path).metric_names(run.id)
+    assert len(_store(tmp_path).get_metrics(run.id, ["loss"])["loss"]["steps"]) == 12
+    assert "grad_norm" in names
+
+
 def test_train_through_an_unreachable_ray_fails_its_run_in_one_line(tmp_path: Path) -> None:
     """Nobody answers at the address: the command gives up after the connect timeout with one
     error line and exit 2, and the run it created is failed with the reason, never left

@@ -78,6 +78,8 @@ def connect(address: str) -> str:
              "runtime_env": code_env(address)}
     try:
         if address:
+            if address.startswith("ray://"):
+                _use_token_if_any()
             _init_on_anchor_thread(address=address, **quiet)
             return "joined"
         # a Ray of our own (address="local"): with no address, ray.init would join a cluster
@@ -86,9 +88,40 @@ def connect(address: str) -> str:
         _init_on_anchor_thread(address="local", include_dashboard=False,
                                _system_config={"worker_niceness": WORKER_NICENESS}, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as exc:
+        hint = ""
+        if address.startswith("ray://") and "connection timeout" in str(exc):
+            hint = (" (a cluster that requires Ray's token needs it here too: "
+                    "~/.ray/auth_token, RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH)")
         raise ConfigError(f"cannot reach Ray at PLAYGROUND_RAY_ADDRESS={address!r}: "
-                          f"{describe_error(exc)}") from None
+                          f"{describe_error(exc)}{hint}") from None
     return "embedded"
+
+
+def _use_token_if_any() -> None:
+    """Send Ray's authentication token through Ray Client when one is at hand.
+
+    Ray (2.59 and later) turns token authentication on for a cluster started with ``ray
+    start`` where a token exists (``~/.ray/auth_token``, ``RAY_AUTH_TOKEN`` or
+    ``RAY_AUTH_TOKEN_PATH``), but a Ray Client driver only sends the token when
+    ``RAY_AUTH_MODE=token`` is set, so ``ray://`` otherwise ends in "ray client connection
+    timeout". Here, as Ray itself does for drivers that join a local cluster: with
+    ``RAY_AUTH_MODE`` unset and a token available, token mode is turned on for this process;
+    an explicit ``RAY_AUTH_MODE`` is left as it is. See
+    https://docs.ray.io/en/latest/ray-security/token-auth.html.
+    """
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return
+    log = logging.getLogger(maybe_enable_token_auth_if_token_available.__module__)
+    level = log.level
+    log.setLevel(logging.ERROR)  # Ray's "token authentication is enabled" notice
+    try:
+        maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    finally:
+        log.setLevel(level)
 
 
 _ANCHOR_RELEASE = threading.Event()
