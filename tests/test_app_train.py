@@ -330,3 +330,37 @@ def test_suite_runs_are_grouped_and_the_list_filtered(monkeypatch, tmp_path) -> 
     assert at.session_state["teacher"]
     at.button_group(key="tr_whose").set_value("everyone").run()
     assert f"#{bobs} Bob's run (finished) · Bob" in at.selectbox(key="tr_run").options
+
+
+def test_a_queued_run_shows_its_header_only_until_it_starts(monkeypatch, tmp_path) -> None:
+    """A waiting run's view draws its status and Stop, not four empty metrics and two empty
+    charts (30 students' waiting views poll the store: issue 12); the pass that sees it start,
+    or end straight from the queue, draws the metrics and charts."""
+    store = _store(monkeypatch, tmp_path)
+    _open({"user": "Ada"}, monkeypatch, tmp_path)  # the server's runner is up (it marks
+    # queued runs that it does not hold interrupted when it starts)
+    spec = get_preset("mlp_points").to_dict()
+    settings = TrainSettings(dataset="spirals", steps=3).to_dict()
+    rid = store.create_run("Ada", "waiting", spec, settings)  # queued; no runner holds it
+    at = _open({"run": str(rid), "user": "Ada"}, monkeypatch, tmp_path)
+    assert _progress(at) == "queued: step 0 of 3"
+    assert "The charts appear here when the run starts." in _captions(at)
+    assert not at.get("plotly_chart") and not at.metric and not at.tabs
+    assert [b.label for b in at.button if b.key == f"stop_{rid}"] == ["Stop training"]
+    store.mark_started(rid)
+    store.append_metrics(rid, [{"step": 1, "name": "loss", "value": 0.5}])
+    at.run()
+    assert _progress(at).startswith("running: step 1 of 3")
+    assert "The charts appear here" not in _captions(at)
+    assert len(at.get("plotly_chart")) >= 2 and at.metric[2].value == "0.500"
+    # one that ends between two polls, straight from the queue: everything in that pass
+    ended = store.create_run("Ada", "quick", spec, settings)
+    at = _open({"run": str(ended), "user": "Ada"}, monkeypatch, tmp_path)
+    assert not at.get("plotly_chart")
+    store.mark_started(ended)
+    store.append_metrics(ended, [{"step": s, "name": "loss", "value": 1.0 / s}
+                                 for s in (1, 2, 3)])
+    store.set_status(ended, "finished", "", {"total_steps": 3})
+    at.run()
+    assert _progress(at) == "finished: step 3 of 3"
+    assert len(at.get("plotly_chart")) >= 2 and at.metric[2].value == "0.333"

@@ -1,9 +1,15 @@
 """The live view of one run: status, progress with ETA, summary and charts from the store.
 
-A fragment re-reads the store about once a second while the run is queued or running
-(``st.fragment(run_every=...)``) and stops polling when it ends. New records are fetched with
-the store's row cursor and appended to a per-session cache, so each poll reads only what is
-new; a reload or a second tab rebuilds everything from the store.
+A fragment re-reads the store once a second while the run is running, every two seconds
+while it waits in line behind other runs (``st.fragment(run_every=...)``; a run that is next
+and due, or already handed to a worker, keeps the one-second pace so its first point shows at
+once), and stops polling when it ends. A queued run draws only its header (status, place in
+the queue, Stop): with 30 students and one worker, 29 views wait, and their polls must not
+take the core the training needs. The pass that sees a queued run start (or end straight
+from the queue) draws everything, and a slow-paced view then reruns the page once to set the
+running pace. New records are fetched with the store's row cursor and appended to a
+per-session cache, so each poll reads only what is new; a reload or a second tab rebuilds
+everything from the store.
 
 Each poll reads the metrics first and the status second, and once more the metrics if the run
 has ended: a worker stores its last records before its final status, so the pass that first
@@ -39,6 +45,9 @@ from ui.run_charts import (
     lr_chart,
 )
 from ui.text import md_escape
+
+RUNNING_POLL_S = 1.0  # a running run's view re-reads the store this often
+QUEUED_POLL_S = 2.0  # a waiting one's: it draws only its header and place in the queue
 
 STATUS_ICON = {
     "queued": ":material/schedule:", "running": ":material/play_circle:",
@@ -132,6 +141,17 @@ def _queue_place(run_id: int) -> str:
     return describe_position(*where) if where is not None else ""
 
 
+def _waits(run_id: int) -> bool:
+    """Whether a queued run waits behind others (not next to start, or not due within a few
+    seconds): its view may then poll at the slower queued pace."""
+    runner = started_runner()
+    where = runner.queue_position(run_id) if runner is not None else None
+    if where is None:
+        return False  # not held by this server's runner (another server's, or starting)
+    position, eta = where
+    return position > 1 or (position == 1 and eta is not None and eta > 3 * QUEUED_POLL_S)
+
+
 def _machine(run: Run) -> str:
     """' of gpu-2 (Ray)': the machine and runner backend a run used, if recorded."""
     if not run.runner:
@@ -222,8 +242,10 @@ def run_view(run_id: int, actor: Actor) -> None:
         st.warning(md_escape(err))
         return
     active = run.status in ACTIVE_STATUSES
+    slow = run.status == "queued" and _waits(run_id)
+    every = (QUEUED_POLL_S if slow else RUNNING_POLL_S) if active else None
 
-    @st.fragment(run_every=1.0 if active else None)
+    @st.fragment(run_every=every)
     def live() -> None:
         store = get_store()
         cache = _metrics(run_id)
@@ -233,12 +255,17 @@ def run_view(run_id: int, actor: Actor) -> None:
             cache = _metrics(run_id)  # the records stored just before the final status
         with st.container():
             _header(current, cache["series"], actor)
-        _summary(cache["series"])
-        _charts(cache, current, actor)
+        if current.status == "queued" and not cache["series"]:
+            st.caption("The charts appear here when the run starts.")
+        else:
+            _summary(cache["series"])
+            _charts(cache, current, actor)
         notes = current.summary.get("notes") or []
         for note in notes:
             st.caption(f"Note: {md_escape(note)}")
         if active and ended:
             st.rerun()  # the run ended: redraw the page once (run list labels), without the timer
+        elif slow and current.status != "queued":
+            st.rerun()  # it started: poll at the running pace from now on
 
     live()
