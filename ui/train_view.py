@@ -90,7 +90,7 @@ def _progress(run: Run, series: dict[str, Any]) -> tuple[int, int, float | None]
 def _header(run: Run, series: dict[str, Any], actor: Actor) -> None:
     icon = STATUS_ICON.get(run.status, "")
     done, total, eta = _progress(run, series)
-    left, right = st.columns([4, 1], vertical_alignment="center")
+    left, right = st.columns([5, 2], vertical_alignment="center")  # room for "Stop training"
     left.markdown(f"#### {icon} Run {run.id}: {md_escape(run.title)}")
     mine = actor.may_act_on(run.owner)
     # The owner's slot always holds a button with the same key: the browser shows a widget that
