@@ -134,18 +134,22 @@ def _header(run: Run, series: dict[str, Any], actor: Actor) -> None:
         st.caption(md_escape(f"Training on {run.device or 'its device'}{_machine(run)}"))
 
 
+def _position(run_id: int) -> tuple[int, float | None] | None:
+    """``(position, eta_s)`` of a run in this server's runner, ``None`` if it holds none."""
+    runner = started_runner()
+    return runner.queue_position(run_id) if runner is not None else None
+
+
 def _queue_place(run_id: int) -> str:
     """'3rd in line, starts in about 40 s' for a run waiting in this server's runner."""
-    runner = started_runner()
-    where = runner.queue_position(run_id) if runner is not None else None
+    where = _position(run_id)
     return describe_position(*where) if where is not None else ""
 
 
 def _waits(run_id: int) -> bool:
     """Whether a queued run waits behind others (not next to start, or not due within a few
     seconds): its view may then poll at the slower queued pace."""
-    runner = started_runner()
-    where = runner.queue_position(run_id) if runner is not None else None
+    where = _position(run_id)
     if where is None:
         return False  # not held by this server's runner (another server's, or starting)
     position, eta = where
