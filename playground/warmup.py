@@ -47,8 +47,12 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def warm_up_tasks(device: str | None = None) -> Iterator[Task]:
+def warm_up_tasks(device: str | None = None, step_first: bool = False) -> Iterator[Task]:
     """The warm-up of a worker pinned to ``device`` (None: the CPU), most useful first.
+
+    ``step_first`` puts the training step before the data sets: for a worker that may be
+    handed any design at once (a Ray worker), the step's one-off imports matter more than
+    one data set.
 
     Lazy: planning imports the data-set fitting of :mod:`playground.targets` (a second or
     more), so it happens on the first ``next()``, as part of the first task, not before the
@@ -58,6 +62,8 @@ def warm_up_tasks(device: str | None = None) -> Iterator[Task]:
     from playground.targets import fit_to_dataset
     from playground.train import TrainSettings
 
+    if step_first:
+        yield partial(_one_step, device)
     seen: set[tuple[str, tuple[int, ...]]] = set()
     for preset in list_presets():
         spec, _ = fit_to_dataset(preset.spec(), preset.dataset)
@@ -65,7 +71,8 @@ def warm_up_tasks(device: str | None = None) -> Iterator[Task]:
         if key not in seen:
             seen.add(key)
             yield partial(_prefetch, spec, TrainSettings(dataset=preset.dataset))
-    yield partial(_one_step, device)
+    if not step_first:
+        yield partial(_one_step, device)
 
 
 def _prefetch(spec: NetworkSpec, settings: TrainSettings) -> None:

@@ -262,6 +262,32 @@ def test_ray_slots_follow_the_cluster_resources() -> None:
     assert plan_slots({"CPU": 8.0}, 1.0, 0.25, limit=1) == (1, False)
 
 
+def test_ray_warm_up_loads_what_a_first_run_pays_for_unless_runs_wait(ray_session,
+                                                                       tmp_path) -> None:
+    """A fresh Ray worker's warm-up (what RayRunner hands each slot at start) runs the
+    training step that imports ``torch._dynamo`` (3.5 s in a first run otherwise) and every
+    data-set prefetch; with a run queued in the store it stops before its first step."""
+    from playground.runners.ray import _warm_task
+    from playground.warmup import warm_up_tasks
+
+    ray = ray_session
+    store = RunStore(tmp_path / "playground.sqlite")
+    planned = len(list(warm_up_tasks(None, step_first=True)))  # plans; runs nothing
+    warm = ray.remote(_warm_task)
+
+    def fresh_worker(tag: str) -> dict[str, object]:
+        # a runtime environment of its own: Ray starts a new worker process for it
+        env = {"env_vars": {"PLAYGROUND_TEST_WORKER": f"{tag}-{time.time_ns()}"}}
+        return ray.get(warm.options(runtime_env=env).remote(store.url), timeout=LIVENESS_S)
+
+    idle = fresh_worker("idle")
+    assert idle["steps"] == planned and idle["dynamo"] is True
+    store.create_run("ada", "waiting", MLP, {"dataset": "spirals", "steps": 5})
+    busy = fresh_worker("busy")
+    assert busy["pid"] != idle["pid"]
+    assert busy["steps"] == 0 and busy["dynamo"] is False
+
+
 def test_lower_priority_raises_niceness_to_ten_and_never_lowers_it() -> None:
     code = ("import os; from playground.runners import lower_priority as lp; "
             "os.nice({start}); print(lp(), lp())")
