@@ -74,6 +74,8 @@ class Rerun:
     exceptions: list[str] = field(default_factory=list)
     progress: list[str] = field(default_factory=list)
     bytes_in: int = 0
+    fragment: bool = False  # sent as a fragment rerun (a widget in a fragment, or a poll)
+    whole_page: bool = False  # the app script ran (its st.navigation message came back)
 
 
 @dataclass
@@ -85,8 +87,9 @@ class Result:
     errors: list[str] = field(default_factory=list)
 
 
-def _widget_ids(msg: Any, into: dict[str, tuple[str, Any]]) -> None:
-    """Record every keyed widget a delta draws: user key -> (widget id, element proto)."""
+def _widget_ids(msg: Any, into: dict[str, tuple[str, Any]], fragments: dict[str, str]) -> None:
+    """Record every keyed widget a delta draws: user key -> (widget id, element proto), and
+    user key -> the fragment it is drawn in (a change there reruns only that fragment)."""
     delta = msg.delta
     kind = delta.WhichOneof("type")
     if kind == "new_element":
@@ -106,6 +109,7 @@ def _widget_ids(msg: Any, into: dict[str, tuple[str, Any]]) -> None:
         parts = wid.split("-", 2)
         if len(parts) == 3 and parts[2] and not parts[2].startswith("None"):
             into[parts[2]] = (wid, proto)
+            fragments[parts[2]] = delta.fragment_id
 
 
 class Student:
@@ -117,6 +121,7 @@ class Student:
         self.rng = rng
         self.query = urlencode({"user": name})
         self.widgets: dict[str, tuple[str, Any]] = {}
+        self.widget_fragment: dict[str, str] = {}  # user key -> fragment id ("" for none)
         self.pages: dict[str, str] = {}  # url path -> page script hash
         self.page_hash = ""
         self.cache: dict[str, int] = {}  # cacheable message hash -> run count when last seen
@@ -156,7 +161,7 @@ class Student:
             if kind == "ref_hash":
                 self.cache[msg.ref_hash] = self.runs_done
             elif kind == "delta":
-                _widget_ids(msg, self.widgets)
+                _widget_ids(msg, self.widgets, self.widget_fragment)
                 el = msg.delta.new_element if msg.delta.HasField("new_element") else None
                 if el is not None and run is not None:
                     if el.HasField("exception"):
@@ -164,6 +169,8 @@ class Student:
                     elif el.HasField("progress"):
                         run.progress.append(el.progress.text)
             elif kind == "navigation":
+                if run is not None:
+                    run.whole_page = True
                 self.pages = {p.url_pathname: p.page_script_hash for p in msg.navigation.app_pages}
                 self.page_hash = msg.navigation.page_script_hash or self.page_hash
             elif kind == "new_session":
@@ -203,7 +210,9 @@ class Student:
             state.page_name = page  # the first request: the page is named by its url path
         else:
             state.page_script_hash = self.page_hash
-        state.fragment_id = fragment
+        # a widget drawn in a fragment reruns that fragment only, as the browser asks
+        own = {self.widget_fragment.get(key, "") for key in widgets or {}}
+        state.fragment_id = fragment or (own.pop() if len(own) == 1 else "")
         state.is_auto_rerun = bool(fragment)
         state.cached_message_hashes.extend(self.cache)
         for key, value in (widgets or {}).items():
@@ -220,7 +229,7 @@ class Student:
                 ws.int_value = int(value)
             else:
                 ws.double_value = float(value)
-        run = Rerun(kind, time.perf_counter())
+        run = Rerun(kind, time.perf_counter(), fragment=bool(state.fragment_id))
         self.pending = run
         await self.ws.send(back.SerializeToString())
         try:
@@ -340,9 +349,13 @@ def summarise(results: list[Result], students: int, wall_s: float,
     def rnd(x: float | None, nd: int = 1) -> float | None:
         return None if x is None else round(x, nd)
 
+    done = [r for res in results for r in res.reruns if r.kind == "action" and r.seconds]
     return {
         "students": students,
         "reruns": len(actions),
+        # actions sent as fragment reruns, and those that ran only their fragment
+        "reruns_fragment": sum(r.fragment for r in done),
+        "reruns_fragment_only": sum(r.fragment and not r.whole_page for r in done),
         "rerun_p50_ms": rnd(percentile(actions, 50)),
         "rerun_p95_ms": rnd(percentile(actions, 95)),
         "rerun_max_ms": rnd(max(actions, default=None)),
@@ -373,6 +386,8 @@ def table(s: dict[str, Any]) -> str:
         ("action reruns (p50 / p95 / max ms)",
          f"{cell(s['rerun_p50_ms'])} / {cell(s['rerun_p95_ms'])} / {cell(s['rerun_max_ms'])}"),
         ("data per action rerun (p50 KiB)", s["rerun_kib_p50"]),
+        ("action reruns of a fragment (ran it alone)",
+         f"{s['reruns_fragment']} ({s['reruns_fragment_only']})"),
         ("run-view polls (p50 / p95 ms)",
          f"{cell(s['poll_p50_ms'])} / {cell(s['poll_p95_ms'])} ({s['polls']} polls)"),
         ("runs finished / started", f"{s['runs_finished']} / {s['runs_total']}"),

@@ -39,6 +39,11 @@ def test_two_students_rerun_build_without_errors(capsys: pytest.CaptureFixture[s
     assert summary["server_log_errors"] == []
     assert summary["runs_total"] == 0 and summary["runs_finished"] == 0
     assert summary["rerun_p50_ms"] is not None and summary["rerun_p95_ms"] is not None
+    # Build's editor is a fragment: opening stage 1 and the edits are sent as fragment reruns,
+    # and most run the fragment alone (an edit that makes the design edited, or unedited
+    # again, reruns the whole page so the picker shows it)
+    assert summary["reruns_fragment"] == 2 * (1 + 3)
+    assert summary["reruns_fragment_only"] >= 2
 
 
 def test_widget_keys_and_progress_are_read_from_the_protocol() -> None:
@@ -48,13 +53,16 @@ def test_widget_keys_and_progress_are_read_from_the_protocol() -> None:
     msg = ForwardMsg()
     msg.delta.new_element.number_input.id = "$$ID-0123abcd-g2_s_0_width"
     msg.delta.new_element.number_input.data_type = 0  # INT
+    msg.delta.fragment_id = "frag-1"
     found: dict = {}
-    classroom._widget_ids(msg, found)
+    fragments: dict = {}
+    classroom._widget_ids(msg, found, fragments)
     assert found["g2_s_0_width"][0] == "$$ID-0123abcd-g2_s_0_width"
+    assert fragments["g2_s_0_width"] == "frag-1"
     block = ForwardMsg()
     block.delta.add_block.expandable.id = "$$ID-99ff-g0_exp_0"
-    classroom._widget_ids(block, found)
-    assert "g0_exp_0" in found
+    classroom._widget_ids(block, found, fragments)
+    assert "g0_exp_0" in found and fragments["g0_exp_0"] == ""
     run = classroom.Rerun("poll", 0.0, progress=["queued: step 0 of 100",
                                                   "running: step 1,200 of 2,000, about 3 s left"])
     assert classroom._status(run) == ("running", 1200)

@@ -29,7 +29,13 @@ from playground.access import SYSTEM
 from playground.errors import ConfigError
 from playground.presets import get_preset
 from playground.runners import Runner, make_runner
-from playground.runners.fair import FairQueue, describe_position, estimate_start_s, ordinal
+from playground.runners.fair import (
+    FairQueue,
+    describe_position,
+    estimate_start_s,
+    ordinal,
+    poll_pace_s,
+)
 from playground.runs import RunStore
 from tests.helpers import key_for
 from tests.runner_jobs import job_for_tests
@@ -247,6 +253,18 @@ def test_queue_position_text() -> None:
     assert describe_position(2, None) == "2nd in line"
     assert describe_position(1, 0.2) == "1st in line, starts in a moment"
     assert describe_position(0, 0.0) == "starting now"
+
+
+def test_a_waiting_runs_view_polls_slower_the_longer_its_wait() -> None:
+    # handed to a slot, or next and due within 6 s (or with no estimate): the running pace
+    assert poll_pace_s(0, None) == poll_pace_s(0, 0.0) == 1.0
+    assert poll_pace_s(1, 6.0) == poll_pace_s(1, None) == 1.0
+    # by the estimate: 2 s up to 20 s ahead, 5 s up to a minute, then 10 s
+    assert [poll_pace_s(1, eta) for eta in (7.0, 20.0, 21.0, 60.0, 61.0, 600.0)] == \
+        [2.0, 2.0, 5.0, 5.0, 10.0, 10.0]
+    assert poll_pace_s(12, 15.0) == 2.0  # the estimate decides, not the place
+    # no estimate yet (nothing has finished): the place in line decides
+    assert [poll_pace_s(n, None) for n in (2, 3, 5, 6, 29)] == [2.0, 5.0, 5.0, 10.0, 10.0]
 
 
 def test_ray_slots_follow_the_cluster_resources() -> None:

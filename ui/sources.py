@@ -31,6 +31,7 @@ from ui.state import is_edited, restore, set_spec, snapshot
 from ui.text import md_escape
 
 PICK = "design_pick"  # the picker's widget key
+PICKER_SHOWS = "_picker_shows"  # what the picker showed in the last full run (source_picker)
 SCRATCH = "scratch"
 SAVED = "Saved"
 ZOO = "torchvision"
@@ -177,6 +178,17 @@ def _describe(source: str) -> str:
     return "Edit the stages below, or type in the box to find a preset or a torchvision model."
 
 
+def _picker_state() -> tuple[str, bool, bool]:
+    """What the picker shows that an edit can change: the source, "edited", the Undo offer."""
+    return st.session_state.source, is_edited(), st.session_state.undo is not None
+
+
+def picker_outdated() -> bool:
+    """Whether the picker drawn in this page's last full run no longer fits the design (an
+    edit in a fragment made it edited, or undid every edit): the page must rerun whole."""
+    return st.session_state.get(PICKER_SHOWS) != _picker_state()
+
+
 def source_picker() -> None:
     """The design picker, Revert/Undo beside it, the Save control, and a caption."""
     source = st.session_state.source
@@ -210,6 +222,7 @@ def source_picker() -> None:
     elif edited:
         caption += " **Edited** since it was opened: **Revert** goes back."
     st.caption(caption)
+    st.session_state[PICKER_SHOWS] = _picker_state()
 
 
 def _save_box() -> None:

@@ -1,9 +1,11 @@
 """The live view of one run: status, progress with ETA, summary and charts from the store.
 
-A fragment re-reads the store once a second while the run is running, every two seconds
-while it waits in line behind other runs (``st.fragment(run_every=...)``; a run that is next
-and due, or already handed to a worker, keeps the one-second pace so its first point shows at
-once), and stops polling when it ends. A queued run draws only its header (status, place in
+A fragment re-reads the store once a second while the run is running, and more slowly while
+it waits in line behind other runs (``st.fragment(run_every=...)``: every 2, 5 or 10 s as
+its estimated wait is short or long, :func:`playground.runners.fair.poll_pace_s`; a run that
+is next and due, or already handed to a worker, keeps the one-second pace so its first point
+shows at once), and stops polling when it ends. A view whose run has come close enough for
+a quicker pace reruns the page once to take it. A queued run draws only its header (status, place in
 the queue, Stop): with 30 students and one worker, 29 views wait, and their polls must not
 take the core the training needs. The pass that sees a queued run start (or end straight
 from the queue) draws everything, and a slow-paced view then reruns the page once to set the
@@ -30,7 +32,7 @@ import streamlit as st
 from playground.access import Actor
 from playground.errors import PlaygroundError
 from playground.format import fmt_duration, fmt_int, fmt_wall
-from playground.runners.fair import describe_position
+from playground.runners.fair import RUNNING_POLL_S, describe_position, poll_pace_s
 from playground.runs import ACTIVE_STATUSES, Run
 from ui.charts import PALETTE
 from ui.jobs import get_runner, get_store, started_runner
@@ -45,9 +47,6 @@ from ui.run_charts import (
     lr_chart,
 )
 from ui.text import md_escape
-
-RUNNING_POLL_S = 1.0  # a running run's view re-reads the store this often
-QUEUED_POLL_S = 2.0  # a waiting one's: it draws only its header and place in the queue
 
 STATUS_ICON = {
     "queued": ":material/schedule:", "running": ":material/play_circle:",
@@ -146,14 +145,11 @@ def _queue_place(run_id: int) -> str:
     return describe_position(*where) if where is not None else ""
 
 
-def _waits(run_id: int) -> bool:
-    """Whether a queued run waits behind others (not next to start, or not due within a few
-    seconds): its view may then poll at the slower queued pace."""
+def _pace(run_id: int) -> float:
+    """Seconds between polls of a queued run's view (see the module docstring); the running
+    pace for a run this server's runner does not hold (another server's, or starting)."""
     where = _position(run_id)
-    if where is None:
-        return False  # not held by this server's runner (another server's, or starting)
-    position, eta = where
-    return position > 1 or (position == 1 and eta is not None and eta > 3 * QUEUED_POLL_S)
+    return RUNNING_POLL_S if where is None else poll_pace_s(*where)
 
 
 def _machine(run: Run) -> str:
@@ -246,8 +242,8 @@ def run_view(run_id: int, actor: Actor) -> None:
         st.warning(md_escape(err))
         return
     active = run.status in ACTIVE_STATUSES
-    slow = run.status == "queued" and _waits(run_id)
-    every = (QUEUED_POLL_S if slow else RUNNING_POLL_S) if active else None
+    every = (_pace(run_id) if run.status == "queued" else RUNNING_POLL_S) if active else None
+    slow = every is not None and every > RUNNING_POLL_S
 
     @st.fragment(run_every=every)
     def live() -> None:
@@ -269,7 +265,7 @@ def run_view(run_id: int, actor: Actor) -> None:
             st.caption(f"Note: {md_escape(note)}")
         if active and ended:
             st.rerun()  # the run ended: redraw the page once (run list labels), without the timer
-        elif slow and current.status != "queued":
-            st.rerun()  # it started: poll at the running pace from now on
+        elif slow and (current.status != "queued" or _pace(run_id) < every):
+            st.rerun()  # it started, or came closer: poll at the quicker pace from now on
 
     live()
