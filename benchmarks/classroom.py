@@ -396,6 +396,8 @@ def table(s: dict[str, Any]) -> str:
          f"({s['first_points']} runs had one)"),
         ("reruns unfinished, exceptions", f"{s['reruns_unfinished']}, {len(s['exceptions'])}"),
         ("server log errors", len(s["server_log_errors"])),
+        ("web server CPU (s; ms per rerun or poll)",
+         f"{cell(s.get('server_cpu_s'))}; {cell(s.get('server_cpu_ms_per_rerun'))}"),
         ("wall (s)", s["wall_s"]),
         ("load average (1, 5, 15 min)", " ".join(str(x) for x in s["load_avg"])),
     ]
@@ -417,8 +419,20 @@ async def warm_up(url: str) -> None:
         await me.close()
 
 
-async def classroom(url: str, args: argparse.Namespace) -> list[Result]:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used (``/proc/PID/stat``); None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def classroom(url: str, args: argparse.Namespace, pid: int = 0,
+                    cpu: dict[str, float | None] | None = None) -> list[Result]:
     await warm_up(url)
+    if cpu is not None:
+        cpu["start"] = cpu_seconds(pid)
     deadline = time.monotonic() + args.timeout
     tasks = [asyncio.create_task(student(url, i, args, deadline))
              for i in range(args.students)]
@@ -428,6 +442,8 @@ async def classroom(url: str, args: argparse.Namespace) -> list[Result]:
     results = [t.result() for t in done if not t.cancelled() and t.exception() is None]
     for _ in pending:
         results.append(Result(errors=["a student was still busy at the deadline"]))
+    if cpu is not None:
+        cpu["end"] = cpu_seconds(pid)
     return results
 
 
@@ -445,13 +461,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="classroom-") as tmp:
         home = Path(tmp)
+        cpu: dict[str, float | None] = {}
         with serve_app(home, root=args.root) as server:
             t0 = time.perf_counter()
-            results = asyncio.run(classroom(server.address, args))
+            results = asyncio.run(classroom(server.address, args, server.pid, cpu))
             wall = time.perf_counter() - t0
         log = server.log_path.read_text(errors="replace")
         log_errors = [line.rstrip() for line in log.splitlines() if LOG_ERRORS.search(line)]
     summary = summarise(results, args.students, wall, log_errors)
+    if cpu.get("start") is not None and cpu.get("end") is not None:
+        # the web server's own CPU (not its training workers') over the class
+        used = cpu["end"] - cpu["start"]
+        summary["server_cpu_s"] = round(used, 1)
+        reruns = summary["reruns"] + summary["polls"]
+        summary["server_cpu_ms_per_rerun"] = round(1e3 * used / reruns, 1) if reruns else None
     if args.json:
         print(json.dumps(summary, indent=2))
     else:

@@ -350,7 +350,9 @@ def _follow_remote(kind: str, store: Any, run_id: int, signals: list[int]) -> st
 
     runner = None
     try:
-        runner = make_runner(kind, store)
+        # one run, then the process ends: no warm-up tasks for Ray (they would hold its slots
+        # and be cancelled at exit)
+        runner = make_runner(kind, store, **({"warm_up": False} if kind == "ray" else {}))
         runner.submit(run_id)
     except BaseException as exc:  # no cluster to reach: the run must not stay queued forever
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

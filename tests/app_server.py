@@ -13,6 +13,7 @@ import this module, as ``benchmarks/store.py`` imports :mod:`tests.postgres`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -39,6 +40,7 @@ class AppServer:
 
     address: str
     log_path: Path
+    pid: int = 0  # the server process (its training workers are processes of their own)
 
     @property
     def url(self) -> str:
@@ -87,6 +89,7 @@ def serve_app(home: Path, *extra_args: str, env: dict[str, str] | None = None,
              "--server.address", HOST, "--server.port", str(port), *extra_args],
             cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+        server = dataclasses.replace(server, pid=proc.pid)
         try:
             _wait_healthy(proc, server, timeout_s)
             yield server

@@ -392,3 +392,27 @@ def test_embedded_ray_outlives_the_thread_that_started_it(tmp_path) -> None:
                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
                          capture_output=True, text=True, timeout=300)
     assert out.stdout.strip().splitlines()[-1:] == ["finished"], out.stderr[-3000:]
+
+
+SHUT_DOWN_WHILE_WARMING = """
+import sys, time
+from playground.runners.ray import RayRunner
+runner = RayRunner(sys.argv[1], slots=2, cpus_per_run=1, gpus_per_run=0)
+time.sleep(3.0)  # the warm-up tasks are importing torch or training their first step
+assert runner.status()["warming"] == 2, runner.status()
+runner.shutdown(timeout=0.5)  # they are cancelled by force, then Ray stops
+print("clean")
+"""
+
+
+def test_a_server_stopping_while_ray_warms_up_exits_cleanly(tmp_path) -> None:
+    """The embedded Ray is stopped only once the warm-up tasks it cancelled have settled
+    (a task's reply reaching a core worker that is shutting down aborts the process)."""
+    if not REQUIRE_RAY:
+        pytest.importorskip("ray")
+    out = subprocess.run([sys.executable, "-c", SHUT_DOWN_WHILE_WARMING,
+                          str(tmp_path / "playground.sqlite")], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "PLAYGROUND_DEVICE": "cpu"},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == ["clean"], \
+        out.stderr[-3000:]

@@ -374,9 +374,14 @@ class RayRunner(QueueingRunner):
         with contextlib.suppress(Exception):
             if held:
                 ray.wait(list(held), num_returns=len(held), timeout=timeout)
+        cancelled = []
         for ref in held:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
+                cancelled.append(ref)
+        with contextlib.suppress(Exception):  # let the cancellations settle before shutdown:
+            if cancelled:  # a task reply arriving in a stopping core worker crashes it
+                ray.wait(cancelled, num_returns=len(cancelled), timeout=5.0)
         for h in runs.values():
             if h.stop_asked is None:
                 with contextlib.suppress(Exception):
