@@ -356,6 +356,12 @@ def summarise(results: list[Result], students: int, wall_s: float,
         # actions sent as fragment reruns, and those that ran only their fragment
         "reruns_fragment": sum(r.fragment for r in done),
         "reruns_fragment_only": sum(r.fragment and not r.whole_page for r in done),
+        "rerun_fragment_only_p50_p95_ms": [
+            rnd(percentile(part, q)) for q in (50, 95)
+            for part in [[r.seconds * 1e3 for r in done if r.fragment and not r.whole_page]]],
+        "rerun_whole_page_p50_p95_ms": [
+            rnd(percentile(part, q)) for q in (50, 95)
+            for part in [[r.seconds * 1e3 for r in done if r.whole_page or not r.fragment]]],
         "rerun_p50_ms": rnd(percentile(actions, 50)),
         "rerun_p95_ms": rnd(percentile(actions, 95)),
         "rerun_max_ms": rnd(max(actions, default=None)),
@@ -388,6 +394,9 @@ def table(s: dict[str, Any]) -> str:
         ("data per action rerun (p50 KiB)", s["rerun_kib_p50"]),
         ("action reruns of a fragment (ran it alone)",
          f"{s['reruns_fragment']} ({s['reruns_fragment_only']})"),
+        ("p50 / p95 ms of those run alone; of whole-page runs",
+         "{} / {}; {} / {}".format(*map(cell, s["rerun_fragment_only_p50_p95_ms"]
+                                       + s["rerun_whole_page_p50_p95_ms"]))),
         ("run-view polls (p50 / p95 ms)",
          f"{cell(s['poll_p50_ms'])} / {cell(s['poll_p95_ms'])} ({s['polls']} polls)"),
         ("runs finished / started", f"{s['runs_finished']} / {s['runs_total']}"),

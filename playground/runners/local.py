@@ -13,7 +13,8 @@ calls the pure job function :func:`playground.jobs.execute_run`:
   Start);
 - ``floor(1 / PLAYGROUND_GPUS_PER_RUN)`` workers per GPU when CUDA is used (each pinned to its
   device; 0.25: four runs share a GPU), ``PLAYGROUND_WORKERS`` on CPU (each with an equal
-  share of the CPU threads);
+  share of the CPU threads, one fewer for a run while other processes such as a busy web
+  server kept a core busy: :mod:`playground.runners.contention`);
 - workers run at a lower CPU priority than the web server (niceness at least 10,
   :func:`playground.runners.base.lower_priority`), so pages stay responsive while they train;
 - a monitor thread watches every worker's pipe and process sentinel: a worker that dies
@@ -56,6 +57,7 @@ from typing import Any
 from playground.access import SYSTEM
 from playground.jobs import _SHUTDOWN, JobFn, execute_run, request_shutdown
 from playground.runners.base import QueueingRunner, StoreLike, lower_priority, run_job
+from playground.runners.contention import ThreadPlanner
 from playground.runs import ACTIVE_STATUSES, RunStore
 from playground.settings import get_settings
 
@@ -180,6 +182,8 @@ def _worker_main(conn: mp_connection.Connection, store_path: str, job_fn: JobFn,
 
     # injected job functions (tests) need no warm-up
     warm = warm_up_tasks(device) if job_fn is execute_run else iter(())
+    on_cpu = device is None or not device.startswith("cuda")
+    planner = ThreadPlanner(threads) if on_cpu and threads > 1 else None
     warming = True
     while not _SHUTDOWN.event.is_set():
         if warming and run_while_idle(warm, conn.poll):
@@ -193,6 +197,8 @@ def _worker_main(conn: mp_connection.Connection, store_path: str, job_fn: JobFn,
         if run_id is None:
             break
         state.run_id = int(run_id)
+        if planner is not None:  # a CPU worker leaves a core to a busy server
+            torch.set_num_threads(planner.next_run())
         options: dict[str, Any] = {"runner": "local"}
         if device is not None:
             options["device"] = device
