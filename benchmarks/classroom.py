@@ -407,6 +407,7 @@ def table(s: dict[str, Any]) -> str:
         ("server log errors", len(s["server_log_errors"])),
         ("web server CPU (s; ms per rerun or poll)",
          f"{cell(s.get('server_cpu_s'))}; {cell(s.get('server_cpu_ms_per_rerun'))}"),
+        ("driver CPU (s; the simulated browsers, same machine)", s.get("driver_cpu_s")),
         ("wall (s)", s["wall_s"]),
         ("load average (1, 5, 15 min)", " ".join(str(x) for x in s["load_avg"])),
     ]
@@ -472,12 +473,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         home = Path(tmp)
         cpu: dict[str, float | None] = {}
         with serve_app(home, root=args.root) as server:
-            t0 = time.perf_counter()
+            t0, driver0 = time.perf_counter(), time.process_time()
             results = asyncio.run(classroom(server.address, args, server.pid, cpu))
-            wall = time.perf_counter() - t0
+            wall, driver = time.perf_counter() - t0, time.process_time() - driver0
         log = server.log_path.read_text(errors="replace")
         log_errors = [line.rstrip() for line in log.splitlines() if LOG_ERRORS.search(line)]
     summary = summarise(results, args.students, wall, log_errors)
+    summary["driver_cpu_s"] = round(driver, 1)  # this process: the students' side
     if cpu.get("start") is not None and cpu.get("end") is not None:
         # the web server's own CPU (not its training workers') over the class
         used = cpu["end"] - cpu["start"]

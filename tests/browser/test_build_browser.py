@@ -183,6 +183,33 @@ def test_edit_then_pick_then_undo_in_the_browser(page, app_url: str) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
+def test_edits_rerun_the_design_fragment_and_train_this_design_leaves_it(page,
+                                                                         app_url: str) -> None:
+    """The numbers, editor and tabs are one fragment: a stage edit redraws the numbers and
+    the address's design (d=) without a page run; "Train this design", a button inside the
+    fragment, still opens Train with the design."""
+    page.goto(app_url)
+    wait_for_app(page, "Build a network")
+    page.get_by_text("Stage 1:", exact=False).first.click()
+    wait_for_app(page)
+    before = page.url
+    width = page.get_by_label("Width", exact=True).first
+    width.fill("48")
+    width.press("Enter")
+    page.wait_for_function("(v) => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
+                           ".every(e => !e.innerText.includes(v))", arg="66,410")
+    wait_for_app(page)
+    assert page.url != before and "d=" in page.url  # the address follows the edit
+    width.fill("40")
+    width.press("Enter")
+    wait_for_app(page)
+    assert "48" not in page.get_by_text("Stage 1:", exact=False).first.inner_text()
+    page.get_by_role("button", name="Train this design").click()
+    page.wait_for_url("**/train**")
+    wait_for_app(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+
 # Where a diagram box is on screen: Plotly's own axes map the box marker's data coordinates
 # (the invisible marker at each box's centre, customdata = the box key) to pixels.
 _BOX_POINT = """(key) => {
