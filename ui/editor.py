@@ -14,7 +14,15 @@ import streamlit as st
 from playground.errors import Problem
 from playground.layers import ACTIVATIONS, INITS, NORMS
 from playground.limits import BOUNDS
-from playground.spec import Defaults, HeadSpec, InputSpec, PoolSpec, StageSpec, StemSpec
+from playground.spec import (
+    Defaults,
+    HeadSpec,
+    InputSpec,
+    NetworkSpec,
+    PoolSpec,
+    StageSpec,
+    StemSpec,
+)
 from ui.state import set_spec
 from ui.text import md_escape
 
@@ -270,6 +278,68 @@ def _inherit_select(col, label: str, i: int, field: str, names: list[str], value
                   format_func=lambda v: f"inherit ({default})" if v == "inherit" else v)
 
 
+STAGE_SECTIONS = ["Shape", "Layers", "Pooling"]
+
+
+def _shape_section(i: int, stage: StageSpec, spec: NetworkSpec) -> None:
+    """Block, depth, width, kernel, stride, padding."""
+    c1, c2, c3 = st.columns(3)
+    blocks = list(BLOCKS)
+    c1.selectbox("Block", blocks, blocks.index(stage.block), key=_k("s", i, "block"),
+                 format_func=BLOCKS.get, on_change=_set_stage,
+                 args=(i, "block", _k("s", i, "block")))
+    _int_input(c2, "Depth", "depth", stage.depth, key=_k("s", i, "depth"),
+               on_change=_set_stage, args=(i, "depth", _k("s", i, "depth")),
+               help="Layers (conv, linear) or blocks (basic, bottleneck) in this stage.")
+    _int_input(c3, "Width", "width", stage.width, key=_k("s", i, "width"),
+               on_change=_set_stage, args=(i, "width", _k("s", i, "width")),
+               help="Output channels (features for linear). Bottleneck blocks output "
+               "width x expansion channels.")
+    if stage.block != "linear":
+        c4, c5, c6 = st.columns(3)
+        _int_input(c4, "Kernel", "kernel", stage.kernel, key=_k("s", i, "kernel"),
+                   on_change=_set_stage, args=(i, "kernel", _k("s", i, "kernel")))
+        _int_input(c5, "Stride (first layer)", "stride", stage.stride,
+                   key=_k("s", i, "stride"), on_change=_set_stage,
+                   args=(i, "stride", _k("s", i, "stride")))
+        lo, hi = _span("padding", stage.padding if isinstance(stage.padding, int) else 0)
+        pad_options = ["same", *range(lo, hi + 1)]
+        c6.selectbox("Padding", pad_options,
+                     pad_options.index(stage.padding) if stage.padding in pad_options else 0,
+                     key=_k("s", i, "padding"), on_change=_set_stage,
+                     args=(i, "padding", _k("s", i, "padding")),
+                     help="'same' = kernel // 2 (keeps the size at stride 1)")
+
+
+def _layers_section(i: int, stage: StageSpec, spec: NetworkSpec) -> None:
+    """Activation, normalisation, init (each may inherit the defaults), residual, dropout."""
+    c7, c8, c9 = st.columns(3)
+    d = spec.defaults
+    _inherit_select(c7, "Activation", i, "activation", ACTIVATIONS.names(), stage.activation,
+                    d.activation)
+    _inherit_select(c8, "Normalisation", i, "norm", NORMS.names(), stage.norm, d.norm)
+    _inherit_select(c9, "Init", i, "init", INITS.names(), stage.init, d.init)
+    c10, c11 = st.columns(2)
+    residual_default = stage.block in {"basic", "bottleneck"}
+    c10.toggle("Residual", stage.residual if stage.residual is not None else residual_default,
+               key=_k("s", i, "residual"), on_change=_set_stage,
+               args=(i, "residual", _k("s", i, "residual")),
+               help="Add each layer's/block's input to its output (He et al. 2016). Off on "
+               "basic blocks gives the 'plain' network.")
+    dropout = float(stage.dropout if stage.dropout is not None else d.dropout)
+    _float_input(c11, "Dropout", 0.0, 0.95, dropout, 0.05,
+                 key=_k("s", i, "dropout"), on_change=_set_stage,
+                 args=(i, "dropout", _k("s", i, "dropout")))
+
+
+def _pool_section(i: int, stage: StageSpec, spec: NetworkSpec) -> None:
+    """Pooling after the stage (a linear stage has none)."""
+    if stage.block == "linear":
+        st.caption("A linear stage has no pooling.")
+        return
+    _pool_widgets(i, stage.pool, f"s{i}")
+
+
 def stage_editor(i: int, stage: StageSpec, problems: list[Problem], summary: str) -> None:
     spec = _spec()
     title = f"Stage {i + 1}: {stage.depth} x {BLOCKS[stage.block]}, width {stage.width}"
@@ -288,51 +358,15 @@ def stage_editor(i: int, stage: StageSpec, problems: list[Problem], summary: str
             st.error(problem_text(p))
         if box.open is False:  # lazy: a closed stage draws no widgets (None = not lazy)
             return
-        c1, c2, c3 = st.columns(3)
-        blocks = list(BLOCKS)
-        c1.selectbox("Block", blocks, blocks.index(stage.block), key=_k("s", i, "block"),
-                     format_func=BLOCKS.get, on_change=_set_stage,
-                     args=(i, "block", _k("s", i, "block")))
-        _int_input(c2, "Depth", "depth", stage.depth, key=_k("s", i, "depth"),
-                   on_change=_set_stage, args=(i, "depth", _k("s", i, "depth")),
-                   help="Layers (conv, linear) or blocks (basic, bottleneck) in this stage.")
-        _int_input(c3, "Width", "width", stage.width, key=_k("s", i, "width"),
-                   on_change=_set_stage, args=(i, "width", _k("s", i, "width")),
-                   help="Output channels (features for linear). Bottleneck blocks output "
-                   "width x expansion channels.")
-        if stage.block != "linear":
-            c4, c5, c6 = st.columns(3)
-            _int_input(c4, "Kernel", "kernel", stage.kernel, key=_k("s", i, "kernel"),
-                       on_change=_set_stage, args=(i, "kernel", _k("s", i, "kernel")))
-            _int_input(c5, "Stride (first layer)", "stride", stage.stride,
-                       key=_k("s", i, "stride"), on_change=_set_stage,
-                       args=(i, "stride", _k("s", i, "stride")))
-            lo, hi = _span("padding", stage.padding if isinstance(stage.padding, int) else 0)
-            pad_options = ["same", *range(lo, hi + 1)]
-            c6.selectbox("Padding", pad_options,
-                         pad_options.index(stage.padding) if stage.padding in pad_options else 0,
-                         key=_k("s", i, "padding"), on_change=_set_stage,
-                         args=(i, "padding", _k("s", i, "padding")),
-                         help="'same' = kernel // 2 (keeps the size at stride 1)")
-        c7, c8, c9 = st.columns(3)
-        d = spec.defaults
-        _inherit_select(c7, "Activation", i, "activation", ACTIVATIONS.names(), stage.activation,
-                        d.activation)
-        _inherit_select(c8, "Normalisation", i, "norm", NORMS.names(), stage.norm, d.norm)
-        _inherit_select(c9, "Init", i, "init", INITS.names(), stage.init, d.init)
-        c10, c11 = st.columns(2)
-        residual_default = stage.block in {"basic", "bottleneck"}
-        c10.toggle("Residual", stage.residual if stage.residual is not None else residual_default,
-                   key=_k("s", i, "residual"), on_change=_set_stage,
-                   args=(i, "residual", _k("s", i, "residual")),
-                   help="Add each layer's/block's input to its output (He et al. 2016). Off on "
-                   "basic blocks gives the 'plain' network.")
-        dropout = float(stage.dropout if stage.dropout is not None else d.dropout)
-        _float_input(c11, "Dropout", 0.0, 0.95, dropout, 0.05,
-                     key=_k("s", i, "dropout"), on_change=_set_stage,
-                     args=(i, "dropout", _k("s", i, "dropout")))
-        if stage.block != "linear":
-            _pool_widgets(i, stage.pool, f"s{i}")
+        # Lazy sections: only the open one draws its widgets (a stage's ~20 widgets cost the
+        # server about a millisecond each on every edit; issue 12). Shape first: it holds
+        # what most edits change.
+        sections = st.tabs(STAGE_SECTIONS, key=_k("sec", i), on_change="rerun")
+        for tab, draw in zip(sections, (_shape_section, _layers_section, _pool_section),
+                             strict=True):
+            with tab:
+                if tab.open is not False:
+                    draw(i, stage, spec)
         b1, b2, b3, b4, _ = st.columns([1, 1, 1, 1, 3])
         n = len(spec.stages)
         b1.button(":material/arrow_upward:", key=_k("s", i, "up"), on_click=_stage_op,
