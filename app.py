@@ -19,7 +19,6 @@ from ui.classroom_view import class_banner, present_mode
 from ui.identity import sidebar_identity
 from ui.jobs import get_class_settings, get_runner
 from ui.routing import stop_page_emulation
-from ui.speedups import install as install_speedups
 from ui.state import init_state
 
 # A pages/ folder makes Streamlit emulate its old file-per-page mode until this script has run
@@ -27,7 +26,6 @@ from ui.state import init_state
 # later run in this process (a page started by the emulation reruns through here: see
 # ui/routing.py).
 stop_page_emulation()
-install_speedups()  # widgets look up their own key, not the whole session state (issue 12)
 
 # A local file (sent inline as a data: URL): a Material or emoji page icon makes every browser
 # fetch it from fonts.gstatic.com or a CDN, a request to another host on each page load.
