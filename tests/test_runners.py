@@ -381,16 +381,21 @@ made[0].shutdown()
 """
 
 
+def _run_script(script: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """``script`` in a Python process of its own (its own embedded Ray), with this checkout
+    on its path and a store in ``tmp_path`` as ``sys.argv[1]``."""
+    return subprocess.run([sys.executable, "-c", script, str(tmp_path / "playground.sqlite")],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+                          capture_output=True, text=True, timeout=300)
+
+
 def test_embedded_ray_outlives_the_thread_that_started_it(tmp_path) -> None:
     """Ray's embedded processes die with the *thread* that called ``ray.init``
     (PR_SET_PDEATHSIG); the runner starts them from a thread of its own, so a runner made on
     a script thread that ends (every Streamlit rerun) keeps working."""
     if not REQUIRE_RAY:
         pytest.importorskip("ray")
-    out = subprocess.run([sys.executable, "-c", EMBEDDED_FROM_A_SHORT_THREAD,
-                          str(tmp_path / "playground.sqlite")], cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
-                         capture_output=True, text=True, timeout=300)
+    out = _run_script(EMBEDDED_FROM_A_SHORT_THREAD, tmp_path, OMP_NUM_THREADS="1")
     assert out.stdout.strip().splitlines()[-1:] == ["finished"], out.stderr[-3000:]
 
 
@@ -410,9 +415,6 @@ def test_a_server_stopping_while_ray_warms_up_exits_cleanly(tmp_path) -> None:
     (a task's reply reaching a core worker that is shutting down aborts the process)."""
     if not REQUIRE_RAY:
         pytest.importorskip("ray")
-    out = subprocess.run([sys.executable, "-c", SHUT_DOWN_WHILE_WARMING,
-                          str(tmp_path / "playground.sqlite")], cwd=ROOT,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "PLAYGROUND_DEVICE": "cpu"},
-                         capture_output=True, text=True, timeout=300)
+    out = _run_script(SHUT_DOWN_WHILE_WARMING, tmp_path, PLAYGROUND_DEVICE="cpu")
     assert out.returncode == 0 and out.stdout.strip().splitlines()[-1:] == ["clean"], \
         out.stderr[-3000:]

@@ -5,8 +5,8 @@ it waits in line behind other runs (``st.fragment(run_every=...)``: every 2, 5 o
 its estimated wait is short or long, :func:`playground.runners.fair.poll_pace_s`; a run that
 is next and due, or already handed to a worker, keeps the one-second pace so its first point
 shows at once), and stops polling when it ends. A view whose run has come close enough for
-a quicker pace reruns the page once to take it. A queued run draws only its header (status, place in
-the queue, Stop): with 30 students and one worker, 29 views wait, and their polls must not
+a quicker pace reruns the page once to take it. A queued run draws only its header (status,
+place in the queue, Stop): with 30 students and one worker, 29 views wait, and their polls must not
 take the core the training needs. The pass that sees a queued run start (or end straight
 from the queue) draws everything, and a slow-paced view then reruns the page once to set the
 running pace. New records are fetched with the store's row cursor and appended to a
@@ -86,7 +86,9 @@ def _progress(run: Run, series: dict[str, Any]) -> tuple[int, int, float | None]
     return done, total, eta
 
 
-def _header(run: Run, series: dict[str, Any], actor: Actor) -> None:
+def _header(run: Run, series: dict[str, Any], actor: Actor,
+            where: tuple[int, float | None] | None = None) -> None:
+    """``where``: the queued run's ``(position, eta_s)`` in this server's runner."""
     icon = STATUS_ICON.get(run.status, "")
     done, total, eta = _progress(run, series)
     left, right = st.columns([5, 2], vertical_alignment="center")  # room for "Stop training"
@@ -114,8 +116,8 @@ def _header(run: Run, series: dict[str, Any], actor: Actor) -> None:
     if eta is not None:
         text += f", about {fmt_duration(eta)} left"
     st.progress(min(done / max(total, 1), 1.0), text=text)
-    if run.status == "queued" and (place := _queue_place(run.id)):
-        st.caption(place)
+    if run.status == "queued" and where is not None:
+        st.caption(describe_position(*where))
     # messages may quote a worker's exception, and with it the design's names and values
     message = md_escape(run.message)
     if run.status == "diverged":
@@ -139,16 +141,9 @@ def _position(run_id: int) -> tuple[int, float | None] | None:
     return runner.queue_position(run_id) if runner is not None else None
 
 
-def _queue_place(run_id: int) -> str:
-    """'3rd in line, starts in about 40 s' for a run waiting in this server's runner."""
-    where = _position(run_id)
-    return describe_position(*where) if where is not None else ""
-
-
-def _pace(run_id: int) -> float:
+def _pace(where: tuple[int, float | None] | None) -> float:
     """Seconds between polls of a queued run's view (see the module docstring); the running
     pace for a run this server's runner does not hold (another server's, or starting)."""
-    where = _position(run_id)
     return RUNNING_POLL_S if where is None else poll_pace_s(*where)
 
 
@@ -242,7 +237,8 @@ def run_view(run_id: int, actor: Actor) -> None:
         st.warning(md_escape(err))
         return
     active = run.status in ACTIVE_STATUSES
-    every = (_pace(run_id) if run.status == "queued" else RUNNING_POLL_S) if active else None
+    every = (_pace(_position(run_id)) if run.status == "queued" else RUNNING_POLL_S) \
+        if active else None
     slow = every is not None and every > RUNNING_POLL_S
 
     @st.fragment(run_every=every)
@@ -253,8 +249,10 @@ def run_view(run_id: int, actor: Actor) -> None:
         ended = current.status not in ACTIVE_STATUSES
         if active and ended:
             cache = _metrics(run_id)  # the records stored just before the final status
+        # one queue lookup per poll, for the place in line and the pace
+        where = _position(run_id) if current.status == "queued" else None
         with st.container():
-            _header(current, cache["series"], actor)
+            _header(current, cache["series"], actor, where)
         if current.status == "queued" and not cache["series"]:
             st.caption("The charts appear here when the run starts.")
         else:
@@ -265,7 +263,7 @@ def run_view(run_id: int, actor: Actor) -> None:
             st.caption(f"Note: {md_escape(note)}")
         if active and ended:
             st.rerun()  # the run ended: redraw the page once (run list labels), without the timer
-        elif slow and (current.status != "queued" or _pace(run_id) < every):
+        elif slow and (current.status != "queued" or _pace(where) < every):
             st.rerun()  # it started, or came closer: poll at the quicker pace from now on
 
     live()
