@@ -77,10 +77,20 @@ def test_the_class_code_is_needed_to_claim_a_name(monkeypatch) -> None:
     _claim(at, "Ada")
     assert at.session_state["user"] == "" and any("class code" in e
                                                  for e in _sidebar_errors(at))
+    # a wrong code keeps the name unclaimed; the right one claims the name already typed
+    at.sidebar.text_input(key="_class_code").input("otterr").run()
+    assert at.session_state["user"] == "" and "key" not in at.query_params
+    assert any("class code" in e for e in _sidebar_errors(at))
     at.sidebar.text_input(key="_class_code").input("otter").run()
-    _claim(at, "Ada ")
     assert at.session_state["user"] == "Ada" and at.query_params["key"]
+    assert not _sidebar_errors(at)
     assert not [t for t in at.sidebar.text_input if t.key == "_class_code"]  # asked once
+    # a code entered before any name claims nothing and shows no error
+    first = _app()
+    first.sidebar.text_input(key="_class_code").input("otter").run()
+    assert first.session_state["user"] == "" and not _sidebar_errors(first)
+    _claim(first, "Grace")
+    assert first.session_state["user"] == "Grace" and first.query_params["key"]
 
 
 def test_the_teacher_page_opens_only_with_the_code_and_gives_a_new_key() -> None:

@@ -107,6 +107,11 @@ def _on_name() -> None:
             state.get("_class_code", "") or "")
 
 
+def _on_class_code() -> None:
+    if (st.session_state.get("_user_box") or "").strip():
+        _on_name()
+
+
 def _on_teacher_code() -> None:
     state = st.session_state
     code = state.get("_teacher_box", "") or ""
@@ -152,7 +157,9 @@ def _login_box() -> None:
 def _name_boxes() -> None:
     state = st.session_state
     if class_code_required() and not state.user:
+        # a name typed before the code is claimed as soon as the code is entered
         st.text_input("Class code", key="_class_code", type="password",
+                      on_change=_on_class_code,
                       help="Your teacher gives it out once; it lets you claim a name.")
     st.text_input(
         "Your name", value=state.user, key="_user_box", on_change=_on_name,
