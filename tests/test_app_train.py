@@ -364,3 +364,24 @@ def test_a_queued_run_shows_its_header_only_until_it_starts(monkeypatch, tmp_pat
     at.run()
     assert _progress(at) == "finished: step 3 of 3"
     assert len(at.get("plotly_chart")) >= 2 and at.metric[2].value == "0.333"
+
+
+def test_a_running_run_says_how_long_is_left_from_its_own_pace(monkeypatch, tmp_path) -> None:
+    """Time left = elapsed / steps done x steps left (hand-derived below); under a second it
+    says "almost done", not "about 0 s left"."""
+    store = _store(monkeypatch, tmp_path)
+    _open({"user": "Ada"}, monkeypatch, tmp_path)  # the server's runner is up
+    spec = get_preset("mlp_points").to_dict()
+    rid = store.create_run("Ada", "pace", spec,
+                           TrainSettings(dataset="spirals", steps=300).to_dict())
+    store.mark_started(rid)
+    # 100 of 300 steps in 30 s: 0.3 s a step, 200 steps left -> 60 s -> "1 min 00 s"
+    store.append_metrics(rid, [{"step": 100, "name": "loss", "value": 0.5},
+                               {"step": 100, "name": "elapsed_s", "value": 30.0}])
+    at = _open({"run": str(rid), "user": "Ada"}, monkeypatch, tmp_path)
+    assert _progress(at) == "running: step 100 of 300, about 1 min 00 s left"
+    # 299 of 300 in 29.9 s: 0.1 s left
+    store.append_metrics(rid, [{"step": 299, "name": "loss", "value": 0.4},
+                               {"step": 299, "name": "elapsed_s", "value": 29.9}])
+    at.run()
+    assert _progress(at) == "running: step 299 of 300, almost done"

@@ -113,8 +113,8 @@ def _header(run: Run, series: dict[str, Any], actor: Actor,
             except PlaygroundError as err:
                 st.error(md_escape(err))
     text = f"{run.status.replace('_', ' ')}: step {fmt_int(done)} of {fmt_int(total)}"
-    if eta is not None:
-        text += f", about {fmt_duration(eta)} left"
+    if eta is not None:  # a fast run's last steps: "about 0 s left" would read as a fault
+        text += f", about {fmt_duration(eta)} left" if eta >= 1 else ", almost done"
     st.progress(min(done / max(total, 1), 1.0), text=text)
     if run.status == "queued" and where is not None:
         st.caption(describe_position(*where))
