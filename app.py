@@ -9,6 +9,7 @@ page view. All maths lives in playground/; shared widgets and charts in ui/.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from pathlib import Path
 
 import streamlit as st
@@ -26,6 +27,10 @@ from ui.state import init_state
 # later run in this process (a page started by the emulation reruns through here: see
 # ui/routing.py).
 stop_page_emulation()
+
+# st.login's Authlib warns, once per server, that it fell back from httpx2 to httpx (which
+# streamlit[auth] installs and which works): not a thing for the teacher's terminal.
+warnings.filterwarnings("ignore", message="The httpx module is deprecated")
 
 # A local file (sent inline as a data: URL): a Material or emoji page icon makes every browser
 # fetch it from fonts.gstatic.com or a CDN, a request to another host on each page load.

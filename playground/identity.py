@@ -12,6 +12,9 @@ Comparisons of keys and codes are constant-time (:func:`hmac.compare_digest` ove
 equal length). ``PLAYGROUND_CLASS_CODE``, when set, must be given once to claim a name;
 ``PLAYGROUND_TEACHER_CODE`` unlocks the teacher's role (:func:`teacher_code_ok`).
 
+With an OpenID login (Streamlit's ``st.login``, configured by ``[auth]`` in ``secrets.toml``)
+there are no names or keys: :func:`login_owner` makes the owner from the ID token's claims.
+
 Names used before identities existed (runs and designs of an older store) have no key: the
 first to claim such a name owns them, as before.
 """
@@ -22,12 +25,15 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
 from playground.access import AccessDenied, Actor, check_staff
-from playground.runs import StoreBase, normalise_owner
+from playground.errors import PlaygroundError
+from playground.runs import MAX_OWNER_CHARS, StoreBase, normalise_owner
 from playground.settings import get_settings
 from playground.store.schema import identities, name_key
 
@@ -74,6 +80,49 @@ def teacher_code_ok(given: str) -> bool:
 def class_code_required() -> bool:
     """Whether claiming a name needs ``PLAYGROUND_CLASS_CODE``."""
     return bool(get_settings().class_code)
+
+
+def _digest8(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def _printable(text: object) -> str:
+    """Unprintable characters as spaces, whitespace runs as one space (as names are kept)."""
+    raw = "".join(ch if ch.isprintable() else " " for ch in str(text or "")[:1000])
+    return " ".join(raw.split())
+
+
+def login_owner(claims: Mapping[str, Any]) -> str:
+    """The owner name of an OpenID login, from its ID token claims (``st.user``), or ``""``.
+
+    - A **verified e-mail address** (``email``, with ``email_verified`` absent or true: OpenID
+      Connect Core 1.0, section 5.1) is the owner, as the student knows it. One longer than
+      ``MAX_OWNER_CHARS`` keeps its first characters and ends ``~`` + 8 hex digits of its
+      SHA-256, so two long addresses never share an owner.
+    - Otherwise (no address, or one the provider has not verified, which anyone could have
+      typed) the owner is the display name, e-mail or ``user``, followed by `` #`` and 8 hex
+      digits of SHA-256 of ``iss`` and ``sub``: the provider's stable, unique subject. Two
+      people with the same display name stay apart, and nobody can take a classmate's
+      verified address by typing it unverified.
+    - Without a usable address or subject: ``""`` (not logged in).
+    """
+    email = _printable(claims.get("email"))
+    verified = claims.get("email_verified", True) not in (False, "false", "False")
+    if email and verified:
+        if len(email) > MAX_OWNER_CHARS:
+            email = f"{email[:MAX_OWNER_CHARS - 9]}~{_digest8(email.lower())}"
+        owner = email
+    else:
+        subject = _printable(claims.get("sub"))
+        if not subject:
+            return ""
+        label = _printable(claims.get("name")) or email or "user"
+        tag = f" #{_digest8(_printable(claims.get('iss')) + ' ' + subject)}"
+        owner = label[:MAX_OWNER_CHARS - len(tag)].rstrip() + tag
+    try:
+        return normalise_owner(owner)
+    except PlaygroundError:
+        return ""
 
 
 class IdentityStore(StoreBase):

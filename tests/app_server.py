@@ -74,12 +74,15 @@ def _wait_healthy(proc: subprocess.Popen[bytes], server: AppServer, timeout_s: f
 
 @contextlib.contextmanager
 def serve_app(home: Path, *extra_args: str, env: dict[str, str] | None = None,
-              root: Path = ROOT, timeout_s: float = 90.0) -> Iterator[AppServer]:
+              root: Path = ROOT, timeout_s: float = 90.0,
+              port: int | None = None) -> Iterator[AppServer]:
     """Run ``streamlit run app.py`` from ``root`` with ``PLAYGROUND_HOME=home`` (an existing
     directory) until the block ends. ``extra_args`` are further ``streamlit run`` options
     (``--theme.base``, ``dark``); ``env`` adds environment variables (``PLAYGROUND_RUNNER``...).
-    Raises :class:`AppServerError` if it is not healthy within ``timeout_s`` seconds."""
-    port = free_port()
+    ``port`` is a port chosen beforehand (:func:`free_port`: a login's ``redirect_uri`` names
+    it), else a free one. Raises :class:`AppServerError` if it is not healthy within
+    ``timeout_s`` seconds."""
+    port = port or free_port()
     env = {**os.environ, "PLAYGROUND_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
     server = AppServer(f"{HOST}:{port}", home / "server.log")
     with open(server.log_path, "w") as log:

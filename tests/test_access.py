@@ -18,7 +18,14 @@ from playground.classroom import ClassSettings, ClassStore, class_rows, enforce
 from playground.compare import design_item, run_item
 from playground.designs import DesignStore
 from playground.errors import ConfigError, PlaygroundError
-from playground.identity import IdentityStore, NameTaken, codes_match, hash_key, teacher_code_ok
+from playground.identity import (
+    IdentityStore,
+    NameTaken,
+    codes_match,
+    hash_key,
+    login_owner,
+    teacher_code_ok,
+)
 from playground.presets import get_preset
 from playground.runners import make_runner
 from playground.runs import RunStore
@@ -82,6 +89,35 @@ def test_codes_compare_exactly_and_an_unset_code_opens_nothing(monkeypatch) -> N
     assert not teacher_code_ok("") and not teacher_code_ok("x")
     monkeypatch.setenv("PLAYGROUND_TEACHER_CODE", "chalk")
     assert teacher_code_ok("chalk") and not teacher_code_ok("Chalk")
+
+
+def test_an_openid_login_owns_by_its_verified_address_else_by_its_subject() -> None:
+    iss = "https://id.school.example"
+    # a verified address (or a provider that does not say) is the owner, as typed
+    assert login_owner({"email": "ada@school.example", "email_verified": True}) == \
+        "ada@school.example"
+    assert login_owner({"email": " ada@school.example\n", "sub": "1"}) == "ada@school.example"
+    # over 64 characters: 55 kept, "~" and 8 hex digits of SHA-256 of the lower-cased address
+    long = "a" * 60 + "@school.example"
+    tag = hashlib.sha256(long.lower().encode()).hexdigest()[:8]
+    assert login_owner({"email": long}) == "a" * 55 + "~" + tag
+    assert len(login_owner({"email": long})) == 64
+    assert login_owner({"email": long[:-1] + "g"}) != login_owner({"email": long})
+    # unverified: the display name tagged with SHA-256("<iss> <sub>"), never the address alone
+    sub_tag = hashlib.sha256(f"{iss} 42".encode()).hexdigest()[:8]
+    unverified = {"email": "ada@school.example", "email_verified": False, "name": "Bob",
+                  "iss": iss, "sub": "42"}
+    assert login_owner(unverified) == f"Bob #{sub_tag}"
+    assert login_owner({**unverified, "email_verified": "false", "name": ""}) == \
+        f"ada@school.example #{sub_tag}"
+    # no address: two people called Ada stay apart by their subjects
+    one = login_owner({"name": "Ada", "iss": iss, "sub": "1"})
+    two = login_owner({"name": "Ada", "iss": iss, "sub": "2"})
+    assert one.startswith("Ada #") and two.startswith("Ada #") and one != two
+    assert login_owner({"iss": iss, "sub": "1"}).startswith("user #")
+    # nothing to own by: not logged in
+    assert login_owner({}) == "" and login_owner({"name": "Ada"}) == ""
+    assert login_owner({"email": "", "email_verified": True}) == ""
 
 
 # -- owner checks in the stores ----------------------------------------------------------------

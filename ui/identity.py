@@ -8,8 +8,9 @@ Three ways to be someone (see :mod:`playground.identity` and :mod:`playground.ac
   (from that address, or typed into the Key box); the teacher can give a new one.
   ``PLAYGROUND_CLASS_CODE``, when set, is asked for once before a name can be claimed.
 - **An OpenID login** (Streamlit's ``st.login``) when ``[auth]`` is configured in
-  ``.streamlit/secrets.toml``: the provider's e-mail address (else its name) is the owner, and
-  names and keys are not offered.
+  ``.streamlit/secrets.toml``: the provider's verified e-mail address is the owner (else its
+  display name tagged with its subject: :func:`playground.identity.login_owner`), and names
+  and keys are not offered (a ``?user=``/``?key=`` in the address is dropped).
 - **The teacher**: ``PLAYGROUND_TEACHER_CODE`` typed into the Teacher box (compared in constant
   time, never put in the address) makes this session the teacher's until it locks again.
 
@@ -23,7 +24,7 @@ import streamlit as st
 
 from playground.access import Actor
 from playground.errors import PlaygroundError
-from playground.identity import class_code_required, teacher_code_ok
+from playground.identity import class_code_required, login_owner, teacher_code_ok
 from playground.settings import get_settings
 from ui.jobs import get_identities
 from ui.text import md_escape
@@ -51,13 +52,11 @@ def auth_configured() -> bool:
 
 
 def login_name() -> str:
-    """The logged-in user's owner name (e-mail, else name), or ``""``."""
-    from ui.state import clean_user
-
+    """The logged-in user's owner name (:func:`playground.identity.login_owner`), or ``""``."""
     user = st.user
     if not user.get("is_logged_in"):
         return ""
-    return clean_user(user.get("email") or user.get("name") or "")
+    return login_owner(user.to_dict())
 
 
 def sign_in(name: str, key: str = "", class_code: str = "") -> bool:
@@ -133,25 +132,36 @@ def sidebar_identity() -> None:
         else:
             _name_boxes()
         _teacher_box()
-    if auth_configured():
-        return
+    login = auth_configured()
     for param, value in (("user", state.user), ("key", state.user_key if state.user else "")):
-        if value:
+        if value and not login:
             if st.query_params.get(param) != value:
                 st.query_params[param] = value
         elif param in st.query_params:
             del st.query_params[param]
 
 
+def _login() -> None:
+    """Send the browser to the identity provider; a broken ``[auth]`` section is one line."""
+    try:
+        st.login()
+    except Exception as err:  # StreamlitAuthError: a missing client_id, cookie_secret...
+        why = " ".join(str(err).split())  # Streamlit's message spans indented lines
+        st.session_state[_ERROR] = f"Log in is not set up right on this server: {why}"
+
+
 def _login_box() -> None:
     state = st.session_state
-    state.user = login_name()
+    state.user, state.user_key = login_name(), ""
     if state.user:
-        st.markdown(f"Logged in as **{md_escape(state.user)}**")
+        st.text(f"Logged in as {state.user}")
         st.button("Log out", on_click=st.logout, key="_logout")
+        return
+    st.button("Log in", on_click=_login, key="_login", type="primary")
+    if state.get(_ERROR):
+        st.error(md_escape(state[_ERROR]))
     else:
-        st.button("Log in", on_click=st.login, key="_login", type="primary")
-        st.caption("Log in to save designs and start runs.")
+        st.caption("Log in with your school account to save designs and start runs.")
 
 
 def _name_boxes() -> None:

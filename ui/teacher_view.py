@@ -26,7 +26,7 @@ from playground.presets import PRESETS, list_presets
 from playground.runners.fair import describe_position
 from playground.runs import ACTIVE_STATUSES
 from playground.settings import get_settings
-from ui.identity import current_actor
+from ui.identity import auth_configured, current_actor
 from ui.jobs import get_class_settings, get_identities, get_runner, get_store, save_class_settings
 from ui.text import md_escape
 from ui.train_view import run_view
@@ -112,7 +112,12 @@ def class_tab() -> None:
 
 
 def students_tab() -> None:
-    """Claimed names; a new key for a student who lost theirs."""
+    """Claimed names; a new key for a student who lost theirs (none with an OpenID login)."""
+    if auth_configured():
+        st.info("Students log in with the identity provider set in this server's "
+                "secrets.toml ([auth]): each one's verified e-mail address is their name, and "
+                "there are no keys to give out or reset.")
+        return
     teacher = _teacher()
     ids = get_identities()
     people = ids.list_identities()

@@ -35,14 +35,16 @@ def _unavailable(reason: str) -> None:
 
 
 @contextlib.contextmanager
-def _serve(home: Path, *extra_args: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def _serve(home: Path, *extra_args: str, env: dict[str, str] | None = None,
+           port: int | None = None) -> Iterator[str]:
     """Start the app exactly as the README does, on a free loopback port; stop it by PID
     (:func:`tests.app_server.serve_app`); yields its URL. ``extra_args`` are further
     ``streamlit run`` options (``--theme.base``, ``dark``); ``env`` adds environment variables
-    (``PLAYGROUND_RUNNER``...). A server that does not start fails the test."""
+    (``PLAYGROUND_RUNNER``...); ``port`` is one chosen beforehand. A server that does not
+    start fails the test."""
     with contextlib.ExitStack() as stack:
         try:
-            server = stack.enter_context(serve_app(home, *extra_args, env=env))
+            server = stack.enter_context(serve_app(home, *extra_args, env=env, port=port))
         except AppServerError as e:
             pytest.fail(str(e))
         yield server.url
