@@ -29,7 +29,10 @@ from ui.state import init_state
 stop_page_emulation()
 
 # st.login's Authlib warns, once per server, that it fell back from httpx2 to httpx (which
-# streamlit[auth] installs and which works): not a thing for the teacher's terminal.
+# streamlit[auth] installs and which works): not a thing for the teacher's terminal. Authlib
+# puts an "always" filter for its warnings in front on import, so import it first.
+with contextlib.suppress(ImportError):
+    import authlib.deprecate  # noqa: F401
 warnings.filterwarnings("ignore", message="The httpx module is deprecated")
 
 # A local file (sent inline as a data: URL): a Material or emoji page icon makes every browser
