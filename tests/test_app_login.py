@@ -129,6 +129,15 @@ def test_the_teacher_gives_no_keys_with_a_login(auth) -> None:
     assert not [b for b in at.button if b.key == "t_reset"]
 
 
+def test_a_provider_that_does_not_answer_is_one_line_on_log_in(auth) -> None:
+    at = _app({"is_logged_in": False})  # AUTH's provider: port 9, where nothing listens
+    at.sidebar.button(key="_login").click().run()
+    assert not at.exception, at.exception
+    [error] = [shown(e.value) for e in at.sidebar.error]
+    assert error == ("Cannot log in now: the sign-in service at 127.0.0.1:9 does not answer: "
+                     "try again in a moment, or tell your teacher.")
+
+
 def test_a_broken_auth_section_is_one_line_on_log_in(tmp_path: Path) -> None:
     for _ in _secrets(tmp_path, '[auth]\nredirect_uri = "http://127.0.0.1:8501/oauth2callback"\n'):
         at = _app({"is_logged_in": False})

@@ -141,8 +141,42 @@ def sidebar_identity() -> None:
             del st.query_params[param]
 
 
+def provider_problem(timeout_s: float = 5.0) -> str:
+    """Why the login's identity provider cannot be used now (its discovery document at
+    ``server_metadata_url`` does not load, or is not OpenID metadata), else ``""``.
+
+    Checked before sending a browser there: otherwise a provider that is down gives the
+    student Streamlit's bare "Authentication error" page and the server log a traceback."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from streamlit.auth_util import get_secrets_auth_section
+
+    url = str(get_secrets_auth_section().get("server_metadata_url") or "")
+    if not url.startswith(("https://", "http://")):
+        return ""  # none, or not a web address: st.login's own check says what is wrong
+    host = urllib.parse.urlsplit(url).netloc
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as answer:
+            metadata = json.loads(answer.read(1_000_000))
+        if not isinstance(metadata, dict) or "authorization_endpoint" not in metadata:
+            return (f"the sign-in service at {host} did not answer as an OpenID provider: "
+                    "tell your teacher")
+    except (OSError, ValueError):
+        return (f"the sign-in service at {host} does not answer: try again in a moment, or "
+                "tell your teacher")
+    return ""
+
+
 def _login() -> None:
-    """Send the browser to the identity provider; a broken ``[auth]`` section is one line."""
+    """Send the browser to the identity provider; a broken ``[auth]`` section or a provider
+    that does not answer is one line."""
+    state = st.session_state
+    if problem := provider_problem():
+        state[_ERROR] = f"Cannot log in now: {problem}."
+        return
+    state[_ERROR] = ""
     try:
         st.login()
     except Exception as err:  # StreamlitAuthError: a missing client_id, cookie_secret...
