@@ -100,6 +100,9 @@ def test_a_logged_in_user_owns_by_their_address(auth) -> None:
     assert "Logged in as ada@school.example" in _sidebar_text(at)
     assert [b.label for b in at.sidebar.button] == ["Log out"]
     assert "user" not in at.query_params and "key" not in at.query_params
+    # the first login joins the class: the address is a claimed name now
+    assert [p.name for p in IdentityStore(default_db_path()).list_identities()] == \
+        ["ada@school.example"]
     # a design saved now belongs to the address (the store checks the owner again)
     at.text_input(key="save_name").input("mine").run()
     at.button(key="save_btn").click().run()
@@ -118,14 +121,40 @@ def test_an_unverified_address_is_not_taken_as_the_owner(auth) -> None:
     assert at.session_state["user"] != "ada@school.example"
 
 
-def test_the_teacher_gives_no_keys_with_a_login(auth) -> None:
+def test_with_a_class_code_a_login_joins_once_with_it(auth, monkeypatch) -> None:
+    monkeypatch.setenv("PLAYGROUND_CLASS_CODE", "otter-42")
     at = _app(ADA)
+    assert at.session_state["user"] == ""  # logged in, not in the class yet
+    assert "Logged in as ada@school.example" in _sidebar_text(at)
+    at.sidebar.text_input(key="_class_code").input("otter-4").run()
+    assert at.session_state["user"] == ""
+    assert [shown(e.value) for e in at.sidebar.error] == [
+        "that is not the class code: ask your teacher for it"]
+    assert not IdentityStore(default_db_path()).is_claimed("ada@school.example")
+    at.sidebar.text_input(key="_class_code").input("otter-42").run()
+    assert at.session_state["user"] == "ada@school.example"
+    assert not at.sidebar.error and not [t for t in at.sidebar.text_input
+                                         if t.key == "_class_code"]
+    # her next visit (a new session, the same login) needs no code
+    again = _app(ADA)
+    assert again.session_state["user"] == "ada@school.example"
+    assert not [t for t in again.sidebar.text_input if t.key == "_class_code"]
+    # a stranger with an account at the same provider stays at the code box
+    assert _app({**ADA, "email": "eve@elsewhere.example", "sub": "9"}).session_state["user"] == ""
+
+
+def test_the_teacher_sees_who_logged_in_and_gives_no_keys(auth) -> None:
+    _app(ADA)
+    at = _app({**ADA, "email": "bob@school.example", "sub": "7"})
     at.sidebar.text_input(key="_teacher_box").input("chalk").run()
     at.switch_page("pages/teacher.py").run()
     at.session_state["teacher_tab"] = "Students"
     at.run()
     assert not at.exception, at.exception
     assert any("no keys to give out" in shown(i.value) for i in at.info)
+    [table] = at.dataframe
+    assert list(table.value["student"]) == ["ada@school.example", "bob@school.example"]
+    assert "first logged in" in table.value.columns
     assert not [b for b in at.button if b.key == "t_reset"]
 
 

@@ -10,7 +10,8 @@ Three ways to be someone (see :mod:`playground.identity` and :mod:`playground.ac
 - **An OpenID login** (Streamlit's ``st.login``) when ``[auth]`` is configured in
   ``.streamlit/secrets.toml``: the provider's verified e-mail address is the owner (else its
   display name tagged with its subject: :func:`playground.identity.login_owner`), and names
-  and keys are not offered (a ``?user=``/``?key=`` in the address is dropped).
+  and keys are not offered (a ``?user=``/``?key=`` in the address is dropped). The first
+  login records the owner as a claimed name; with a class code, only after the code.
 - **The teacher**: ``PLAYGROUND_TEACHER_CODE`` typed into the Teacher box (compared in constant
   time, never put in the address) makes this session the teacher's until it locks again.
 
@@ -20,16 +21,19 @@ every page passes :func:`current_actor` to the stores and runner, which check it
 
 from __future__ import annotations
 
+import contextlib
+
 import streamlit as st
 
 from playground.access import Actor
 from playground.errors import PlaygroundError
-from playground.identity import class_code_required, login_owner, teacher_code_ok
+from playground.identity import NameTaken, class_code_required, login_owner, teacher_code_ok
 from playground.settings import get_settings
 from ui.jobs import get_identities
 from ui.text import md_escape
 
 _ERROR = "_id_error"  # the last sign-in problem, shown under the boxes
+_JOINED = "_login_joined"  # the login owner this session has seen in the class
 
 
 def current_actor() -> Actor | None:
@@ -90,7 +94,7 @@ def restore_identity() -> None:
     from ui.state import clean_user
 
     if auth_configured():
-        st.session_state.user = login_name()
+        st.session_state.user = _login_user()
         return
     params = st.query_params
     name = clean_user(params.get("user", ""))
@@ -184,11 +188,52 @@ def _login() -> None:
         st.session_state[_ERROR] = f"Log in is not set up right on this server: {why}"
 
 
+def _login_user() -> str:
+    """The logged-in owner once they have joined the class, else ``""``.
+
+    A login joins on its first visit: its owner is recorded as a claimed name (so the
+    Teacher's *Students* tab lists who has logged in, and nobody can claim it by typing it if
+    the server later runs without the login). With ``PLAYGROUND_CLASS_CODE`` set, joining needs
+    the code once, as claiming a name does: a stranger with an account at the same provider
+    gets no further than the code box."""
+    state = st.session_state
+    owner = login_name()
+    if not owner or state.get(_JOINED) == owner:
+        return owner
+    ids = get_identities()
+    if not ids.is_claimed(owner):
+        if class_code_required():
+            return ""
+        with contextlib.suppress(NameTaken):  # another tab of theirs joined a moment ago
+            ids.claim(owner)
+    state[_JOINED] = owner
+    return owner
+
+
+def _on_login_class_code() -> None:
+    state = st.session_state
+    owner = login_name()
+    try:
+        get_identities().claim(owner, state.get("_class_code", "") or "")
+    except NameTaken:
+        pass  # joined already (another tab): the code is not needed again
+    except PlaygroundError as err:
+        state[_ERROR] = str(err)
+        return
+    state[_ERROR], state[_JOINED] = "", owner
+
+
 def _login_box() -> None:
     state = st.session_state
-    state.user, state.user_key = login_name(), ""
-    if state.user:
-        st.text(f"Logged in as {state.user}")
+    state.user, state.user_key = _login_user(), ""
+    if owner := login_name():
+        st.text(f"Logged in as {owner}")
+        if not state.user:  # logged in, not yet in the class: the class code, once
+            st.text_input("Class code", key="_class_code", type="password",
+                          on_change=_on_login_class_code,
+                          help="Your teacher gives it out once; it lets you join the class.")
+            if state.get(_ERROR):
+                st.error(md_escape(state[_ERROR]))
         st.button("Log out", on_click=st.logout, key="_logout")
         return
     st.button("Log in", on_click=_login, key="_login", type="primary")

@@ -112,17 +112,25 @@ def class_tab() -> None:
 
 
 def students_tab() -> None:
-    """Claimed names; a new key for a student who lost theirs (none with an OpenID login)."""
-    if auth_configured():
+    """Claimed names; a new key for a student who lost theirs. With an OpenID login: who has
+    logged in, and no keys."""
+    login = auth_configured()
+    if login:
         st.info("Students log in with the identity provider set in this server's "
                 "secrets.toml ([auth]): each one's verified e-mail address is their name, and "
                 "there are no keys to give out or reset.")
-        return
     teacher = _teacher()
     ids = get_identities()
     people = ids.list_identities()
     if not people:
-        st.info("No student has claimed a name yet.")
+        st.info("No student has logged in yet." if login
+                else "No student has claimed a name yet.")
+        return
+    if login:
+        st.dataframe(pd.DataFrame([{
+            "student": p.name,
+            "first logged in": time.strftime("%d %b %H:%M", time.localtime(p.created_at)),
+        } for p in people]), hide_index=True, width="stretch", key="t_people")
         return
     st.dataframe(pd.DataFrame([{
         "student": p.name,
