@@ -5,6 +5,8 @@
   on Train, ``lesson:<id>`` the lesson on Learn, ``experiment:<name>`` the suite on Compare.
 - Present mode (``?present=1``), for the projector: no sidebar, no header, no editing column
   on Build and Train, and everything 1.3x larger (CSS ``zoom``, so charts grow with the text).
+  Tables keep their usual size: the data grid measures its zoomed width and would be zoomed
+  again, 1.3x wider than the page.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ PRESENT_CSS = """<style>
 [data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"],
 [data-testid="stExpandSidebarButton"], header[data-testid="stHeader"] { display: none; }
 [data-testid="stMainBlockContainer"] { zoom: 1.3; max-width: 100%; padding-top: 1rem; }
+[data-testid="stMainBlockContainer"] [data-testid="stDataFrame"] { zoom: calc(1 / 1.3); }
 .st-key-pg_editing { display: none; }
 </style>"""
 

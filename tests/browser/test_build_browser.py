@@ -281,3 +281,22 @@ def test_clicking_a_diagram_box_selects_its_row_in_the_layer_table(page, app_url
     assert _code_text(page) == [formula]  # the table's formula panel shows that row
     page.screenshot(path=str(ARTIFACTS / "build-layers-picked.png"), full_page=True)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+_OVERFLOW = """() => [...document.querySelectorAll('[data-testid=stDataFrame]')].map(e => {
+    const r = e.getBoundingClientRect(), p = e.parentElement.getBoundingClientRect();
+    return r.right - p.right; })"""
+
+
+def test_present_mode_keeps_the_layer_table_inside_the_page(page, app_url: str) -> None:
+    """On the projector (?present=1, everything 1.3x) the layer table fits its column; before
+    the fix the data grid was zoomed twice and ran 1.3x past the right edge."""
+    for width in (1400, 1000):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"{app_url}/?present=1")
+        wait_for_app(page, "Parameters")
+        page.locator("[data-testid=stMain] [data-testid=stDataFrame]").first.wait_for()
+        wait_for_app(page)
+        over = page.evaluate(_OVERFLOW)
+        assert over and max(over) <= 1, (width, over)
+        assert page.evaluate("() => document.documentElement.scrollWidth <= innerWidth")
