@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from playground.access import AccessDenied, Actor, check_staff
 from playground.errors import PlaygroundError
-from playground.runs import MAX_OWNER_CHARS, StoreBase, normalise_owner
+from playground.runs import MAX_OWNER_CHARS, StoreBase, normalise_owner, printable
 from playground.settings import get_settings
 from playground.store.schema import identities, name_key
 
@@ -86,12 +86,6 @@ def _digest8(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
-def _printable(text: object) -> str:
-    """Unprintable characters as spaces, whitespace runs as one space (as names are kept)."""
-    raw = "".join(ch if ch.isprintable() else " " for ch in str(text or "")[:1000])
-    return " ".join(raw.split())
-
-
 def login_owner(claims: Mapping[str, Any]) -> str:
     """The owner name of an OpenID login, from its ID token claims (``st.user``), or ``""``.
 
@@ -106,18 +100,18 @@ def login_owner(claims: Mapping[str, Any]) -> str:
       verified address by typing it unverified.
     - Without a usable address or subject: ``""`` (not logged in).
     """
-    email = _printable(claims.get("email"))
+    email = printable(str(claims.get("email") or "")[:1000])
     verified = claims.get("email_verified", True) not in (False, "false", "False")
     if email and verified:
         if len(email) > MAX_OWNER_CHARS:
             email = f"{email[:MAX_OWNER_CHARS - 9]}~{_digest8(email.lower())}"
         owner = email
     else:
-        subject = _printable(claims.get("sub"))
+        subject = printable(claims.get("sub"))
         if not subject:
             return ""
-        label = _printable(claims.get("name")) or email or "user"
-        tag = f" #{_digest8(_printable(claims.get('iss')) + ' ' + subject)}"
+        label = printable(claims.get("name")) or email or "user"
+        tag = f" #{_digest8(printable(claims.get('iss')) + ' ' + subject)}"
         owner = label[:MAX_OWNER_CHARS - len(tag)].rstrip() + tag
     try:
         return normalise_owner(owner)

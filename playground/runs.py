@@ -145,10 +145,16 @@ def normalise_owner(owner: str) -> str:
                       "enter your name first: runs and designs are kept under it")
 
 
+def printable(text: object) -> str:
+    """``text`` with whitespace runs collapsed to one space and unprintable characters
+    dropped, as names and titles are kept."""
+    return "".join(ch for ch in " ".join(str(text or "").split()) if ch.isprintable())
+
+
 def clean_name(name: str, limit: int, what: str, when_empty: str) -> str:
-    """Collapse whitespace and drop unprintable characters; refuse an empty name (with
-    ``when_empty``) or one over ``limit`` characters (naming it ``what``)."""
-    text = "".join(ch for ch in " ".join(str(name or "").split()) if ch.isprintable())
+    """Collapse whitespace and drop unprintable characters (:func:`printable`); refuse an
+    empty name (with ``when_empty``) or one over ``limit`` characters (naming it ``what``)."""
+    text = printable(name)
     if not text:
         raise PlaygroundError(when_empty)
     if len(text) > limit:

@@ -94,7 +94,7 @@ def restore_identity() -> None:
     from ui.state import clean_user
 
     if auth_configured():
-        st.session_state.user = _login_user()
+        st.session_state.user = _login_user(login_name())
         return
     params = st.query_params
     name = clean_user(params.get("user", ""))
@@ -130,13 +130,13 @@ def _lock_teacher() -> None:
 def sidebar_identity() -> None:
     """The sidebar's identity boxes; keeps ``?user=`` and ``?key=`` in the address."""
     state = st.session_state
+    login = auth_configured()
     with st.sidebar:
-        if auth_configured():
+        if login:
             _login_box()
         else:
             _name_boxes()
         _teacher_box()
-    login = auth_configured()
     for param, value in (("user", state.user), ("key", state.user_key if state.user else "")):
         if value and not login:
             if st.query_params.get(param) != value:
@@ -188,8 +188,9 @@ def _login() -> None:
         st.session_state[_ERROR] = f"Log in is not set up right on this server: {why}"
 
 
-def _login_user() -> str:
-    """The logged-in owner once they have joined the class, else ``""``.
+def _login_user(owner: str) -> str:
+    """The logged-in ``owner`` (:func:`login_name`) once they have joined the class, else
+    ``""``.
 
     A login joins on its first visit: its owner is recorded as a claimed name (so the
     Teacher's *Students* tab lists who has logged in, and nobody can claim it by typing it if
@@ -197,7 +198,6 @@ def _login_user() -> str:
     the code once, as claiming a name does: a stranger with an account at the same provider
     gets no further than the code box."""
     state = st.session_state
-    owner = login_name()
     if not owner or state.get(_JOINED) == owner:
         return owner
     ids = get_identities()
@@ -225,8 +225,9 @@ def _on_login_class_code() -> None:
 
 def _login_box() -> None:
     state = st.session_state
-    state.user, state.user_key = _login_user(), ""
-    if owner := login_name():
+    owner = login_name()
+    state.user, state.user_key = _login_user(owner), ""
+    if owner:
         st.text(f"Logged in as {owner}")
         if not state.user:  # logged in, not yet in the class: the class code, once
             st.text_input("Class code", key="_class_code", type="password",

@@ -126,18 +126,15 @@ def students_tab() -> None:
         st.info("No student has logged in yet." if login
                 else "No student has claimed a name yet.")
         return
-    if login:
-        st.dataframe(pd.DataFrame([{
-            "student": p.name,
-            "first logged in": time.strftime("%d %b %H:%M", time.localtime(p.created_at)),
-        } for p in people]), hide_index=True, width="stretch", key="t_people")
+    def when(t: float | None) -> str:
+        return time.strftime("%d %b %H:%M", time.localtime(t)) if t else ""
+
+    st.dataframe(pd.DataFrame([
+        {"student": p.name, "first logged in": when(p.created_at)} if login else
+        {"student": p.name, "claimed": when(p.created_at), "key reset": when(p.reset_at)}
+        for p in people]), hide_index=True, width="stretch", key="t_people")
+    if login:  # no keys to reset
         return
-    st.dataframe(pd.DataFrame([{
-        "student": p.name,
-        "claimed": time.strftime("%d %b %H:%M", time.localtime(p.created_at)),
-        "key reset": (time.strftime("%d %b %H:%M", time.localtime(p.reset_at))
-                      if p.reset_at else ""),
-    } for p in people]), hide_index=True, width="stretch", key="t_people")
     names = [p.name for p in people]
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     name = c1.selectbox("Student who lost their key", names, key="t_reset_name")
