@@ -218,3 +218,24 @@ def test_charts_leave_backgrounds_to_the_theme_and_write_text_in_its_colour() ->
 def test_offline_html_draws_the_figures_on_plotlys_light_template() -> None:
     page = figures_html([bar_compare(["a", "b"], [1, 2], "t", "n")])
     assert '"paper_bgcolor":"white"' in page and '"plot_bgcolor":"white"' in page
+
+
+def _relative_luminance(hex_colour: str) -> float:
+    """WCAG 2.1's relative luminance of an sRGB colour "#rrggbb" (its definition, by hand)."""
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_experiment_line_colours_stand_out_on_the_dark_theme() -> None:
+    """Lines need 3:1 against the background (WCAG 1.4.11, non-text contrast); Streamlit's
+    dark theme paints charts on #0e1117. "#393b79" had 1.9:1. The light theme is checked in
+    Chromium by tests/browser/test_theme_browser.py."""
+    from ui.compare_experiments import COLORS
+
+    background = _relative_luminance("#0e1117")
+    assert _relative_luminance("#000000") == 0.0 and _relative_luminance("#ffffff") == 1.0
+    assert len(COLORS) == len(set(COLORS)) == 12
+    for colour in COLORS:
+        ratio = (_relative_luminance(colour) + 0.05) / (background + 0.05)
+        assert ratio >= 3.0, (colour, round(ratio, 2))
