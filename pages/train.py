@@ -18,7 +18,15 @@ from playground.targets import analyse_spec, fit_to_dataset
 from playground.train import resolve_device, settings_from_dict
 from ui.assignment_state import assignment_rules, data_settings, lock_training_size
 from ui.budget_view import budget_panel
-from ui.class_rules import apply_locks, binds, locked, locked_summary, max_steps, offered
+from ui.class_rules import (
+    apply_locks,
+    binds,
+    locked,
+    locked_summary,
+    max_steps,
+    offered,
+    steps_label,
+)
 from ui.classroom_view import editing_column, is_present
 from ui.identity import current_actor
 from ui.jobs import get_class_settings, get_runner
@@ -123,10 +131,11 @@ with left:
                     help="Each optimiser's usual value is filled in when you pick it. Try a "
                     "very large one (e.g. 5 with SGD) to see gradients explode.")
     c3, c4 = st.columns(2)
-    c3.number_input("Steps", 1, max_steps(rules, actor), key="tr_steps", step=50,
+    c3.number_input(steps_label(rules, actor), 1, max_steps(rules, actor), key="tr_steps", step=50,
                     persist_state=KEEP, disabled=locked(rules, "tr_steps", actor),
-                    help="Optimiser updates. 300 steps of the small CNN take well under a "
-                    "minute on a laptop CPU.")
+                    help=f"Optimiser updates, at most {max_steps(rules, actor):,} on this "
+                    "server. 300 steps of the small CNN take well under a minute on a laptop "
+                    "CPU.")
     c4.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], key="tr_batch",
                      persist_state=KEEP, disabled=locked(rules, "tr_batch", actor))
     c5, c6 = st.columns(2)

@@ -143,6 +143,9 @@ def test_locked_fields_and_the_steps_cap_bind_students_on_the_train_page() -> No
         assert w.disabled and w.value == value, key
     assert not at.number_input(key="tr_steps").disabled
     assert at.number_input(key="tr_steps").proto.max == 500
+    # the cap is in the label: a number typed above it is refused by the browser
+    assert at.number_input(key="tr_steps").label == "Steps (at most 500)"
+    assert "at most 500 on this server" in at.number_input(key="tr_steps").help
     assert at.selectbox(key="tr_dataset").options == ["Spirals", "Moons"]
     networks = at.selectbox(key="tr_network").options
     assert [n for n in networks if not n.startswith("Design from")] == ["MLP for 2-D points"]
@@ -152,6 +155,7 @@ def test_locked_fields_and_the_steps_cap_bind_students_on_the_train_page() -> No
     at.sidebar.text_input(key="_teacher_box").input(TEACHER_CODE).run()
     assert not at.selectbox(key="tr_optimizer").disabled
     assert at.number_input(key="tr_steps").proto.max == 20_000
+    assert at.number_input(key="tr_steps").label == "Steps"
 
 
 def test_the_class_message_is_shown_as_text_with_its_link() -> None:

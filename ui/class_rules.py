@@ -70,6 +70,14 @@ def max_steps(rules: ClassSettings, actor: Actor | None) -> int:
     return max(1, cap)
 
 
+def steps_label(rules: ClassSettings, actor: Actor | None) -> str:
+    """The Steps box's label, with the class's cap when the teacher set one: a number typed
+    above the box's maximum is refused by the browser (the box turns red and keeps its last
+    valid value), so the student must be able to read the maximum beforehand."""
+    cap = max_steps(rules, actor)
+    return f"Steps (at most {cap:,})" if cap < get_settings().max_steps else "Steps"
+
+
 def locked_summary(rules: ClassSettings) -> str:
     """"steps = 300, optimiser = adam": the locked fields, as plain text."""
     return ", ".join(f"{LOCKABLE[f].lower()} = {v}" for f, v in rules.locked.items())
