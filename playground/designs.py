@@ -11,8 +11,10 @@ Owners are free text ("Ada L.", "table 3"): whitespace is collapsed, empty or ov
 refused, and they are compared case-insensitively through ``owner_key`` (see
 :func:`playground.runs.normalise_owner`). Design names follow the same rules (``name_key``);
 saving is one ``INSERT ... ON CONFLICT (owner_key, name_key) DO UPDATE``. The per-owner limit
-is counted in the saving transaction: exact on SQLite (one writer at a time); on PostgreSQL two
-saves of new names by the same owner at the same instant may pass it by one.
+is counted in the saving transaction, and it is exact: SQLite has one writer at a time; on
+PostgreSQL (read committed) the transaction first takes an advisory lock on the owner
+(``pg_advisory_xact_lock(DESIGN_LOCK_CLASS, hashtext(owner_key))``, released at commit), so two
+saves of new names by one owner at the same instant cannot both count the same total.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from playground.store.schema import designs, name_key
 
 MAX_NAME_CHARS = 80
 MAX_DESIGNS_PER_OWNER = 200
+DESIGN_LOCK_CLASS = 0x6465  # "de": pg_advisory_xact_lock(class, hashtext(owner_key)) per save
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,9 @@ class DesignStore(StoreBase):
         okey, nkey = name_key(owner), name_key(name)
         now = time.time()
         with self._db.write() as con:
+            if con.dialect.name == "postgresql":  # one save per owner at a time (see above)
+                con.execute(sa.select(sa.func.pg_advisory_xact_lock(
+                    DESIGN_LOCK_CLASS, sa.func.hashtext(okey))))
             created = con.execute(
                 sa.select(designs.c.created_at)
                 .where(designs.c.owner_key == okey, designs.c.name_key == nkey)

@@ -111,3 +111,44 @@ def test_module_functions_use_the_db_url_and_share_it_with_runs(postgres_url, tm
     assert RunStore().url == DesignStore().url == postgres_url
     assert load_design("ada", "NET").name == "mlp_points"
     assert delete_design("Ada", "net", by=SYSTEM)
+
+
+def test_the_per_owner_limit_holds_when_saves_arrive_at_the_same_instant(
+        designs: DesignStore, monkeypatch) -> None:
+    """Eight new names saved at once by one owner who has room for one more: exactly one is
+    stored, in each of five rounds (five owners). On PostgreSQL each transaction counts under
+    read committed, so without the owner's advisory lock two or more of them counted the same
+    total and were all stored (in about two rounds of three, tried)."""
+    import threading
+
+    import playground.designs as designs_module
+
+    monkeypatch.setattr(designs_module, "MAX_DESIGNS_PER_OWNER", 5)
+    spec = get_preset("mlp_points")
+    for owner in ("Ada", "Bob", "Cy", "Di", "Ed"):
+        for i in range(4):
+            designs.save_design(owner, f"old {i}", spec, by=SYSTEM)
+        barrier = threading.Barrier(8)
+        outcomes: list[str] = []
+
+        def save(i: int, owner: str = owner, barrier: threading.Barrier = barrier,
+                 outcomes: list[str] = outcomes) -> None:
+            barrier.wait()
+            try:
+                designs.save_design(owner, f"new {i}", spec, by=SYSTEM)
+                outcomes.append("saved")
+            except PlaygroundError as err:
+                outcomes.append(str(err))
+
+        threads = [threading.Thread(target=save, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert outcomes.count("saved") == 1, (owner, outcomes)
+        assert all("the limit is 5" in o for o in outcomes if o != "saved"), outcomes
+        assert len(designs.list_designs(owner)) == 5
+    # overwriting an existing name is not a new design; another owner has their own room
+    designs.save_design("Ada", "old 0", spec, by=SYSTEM)
+    designs.save_design("Fay", "hers", spec, by=SYSTEM)
+    assert len(designs.list_designs("Ada")) == 5 and len(designs.list_designs("Fay")) == 1
