@@ -561,9 +561,11 @@ def _batch(plan: Mapping[str, Any], first: int) -> Batch:
 
 def list_batches(store: RunStore, owner: str, limit: int = 200) -> list[Batch]:
     """The owner's launched suites and grids, newest first (from their last ``limit`` runs)."""
+    runs = store.list_runs(owner, limit=limit)
+    plans = store.get_meta_many((run.id for run in runs), PLAN_KEY)  # one query, not one a run
     out = []
-    for run in store.list_runs(owner, limit=limit):
-        plan = store.get_meta(run.id, PLAN_KEY)
+    for run in runs:
+        plan = plans.get(run.id)
         if isinstance(plan, dict) and plan.get("variants"):
             out.append(_batch(plan, run.id))
     return out

@@ -69,10 +69,13 @@ def statuses_for(filters: Iterable[str]) -> tuple[str, ...] | None:
     return tuple(chosen) or None
 
 
+def _as_tag(tag: Any) -> dict[str, Any] | None:
+    return tag if isinstance(tag, dict) and isinstance(tag.get("batch"), str) else None
+
+
 def experiment_tag(store: RunStore, run_id: int) -> dict[str, Any] | None:
     """The run's launch tag ``{"batch", "index", "title"}``, or ``None`` for a single run."""
-    tag = store.get_meta(run_id, RUN_KEY)
-    return tag if isinstance(tag, dict) and isinstance(tag.get("batch"), str) else None
+    return _as_tag(store.get_meta(run_id, RUN_KEY))
 
 
 def group_key(store: RunStore, run_id: int) -> str:
@@ -93,10 +96,11 @@ def group_runs(store: RunStore, runs: Sequence[Run]) -> list[RunGroup]:
 
     A launch's title, creation time and size come from its plan, kept on its first run, when
     that run is among ``runs``; otherwise the title is taken from a run's own title
-    ('<launch title>: <variant title>'). Costs one small ``run_meta`` read per run, plus one
-    per launch.
+    ('<launch title>: <variant title>'). Costs one ``run_meta`` query for all the runs' tags,
+    plus one small read per launch.
     """
-    tags = {r.id: experiment_tag(store, r.id) for r in runs}
+    found = store.get_meta_many((r.id for r in runs), RUN_KEY)
+    tags = {r.id: _as_tag(found.get(r.id)) for r in runs}
     members: dict[str, list[tuple[int, Run]]] = {}
     order: list[str] = []
     for run in runs:

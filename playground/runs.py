@@ -647,6 +647,16 @@ class RunStore(StoreBase):
                           .where(run_meta.c.run_id == int(run_id), run_meta.c.key == key))
         return json.loads(rows[0][0]) if rows else default
 
+    def get_meta_many(self, run_ids: Iterable[int], key: str) -> dict[int, Any]:
+        """The value under ``key`` of each run that has one, for many runs in one query (a list
+        of runs read each run's tag one query at a time before)."""
+        ids = sorted({int(r) for r in run_ids})
+        if not ids:
+            return {}
+        rows = self._read(sa.select(run_meta.c.run_id, run_meta.c.value_json)
+                          .where(run_meta.c.run_id.in_(ids), run_meta.c.key == key))
+        return {int(rid): json.loads(value) for rid, value in rows}
+
 
 def _same(column: sa.ColumnElement[Any], value: Any) -> sa.ColumnElement[bool]:
     """``column`` equals ``value``, NULL matching NULL (``IS NULL`` rather than ``= NULL``)."""

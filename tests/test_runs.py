@@ -370,3 +370,16 @@ def test_store_pickles_as_its_url(store: RunStore) -> None:
     else:
         with pytest.raises(PlaygroundError, match="not a file"):
             _ = store.path
+
+
+def test_meta_values_of_many_runs_in_one_read_match_reading_each(store: RunStore) -> None:
+    ids = [store.create_run("Ada", f"r{i}", SPEC, SETTINGS) for i in range(5)]
+    values = {ids[0]: {"batch": "b1", "index": 0}, ids[2]: [1, 2.5, "x"], ids[4]: "plain"}
+    for rid, value in values.items():
+        store.set_meta(rid, "experiment", value)
+    store.set_meta(ids[1], "other key", {"batch": "not this one"})
+    many = store.get_meta_many([*ids, ids[0], 10_000], "experiment")
+    assert many == values  # runs without the key (or unknown) are absent, duplicates harmless
+    assert many == {r: store.get_meta(r, "experiment") for r in ids
+                    if store.get_meta(r, "experiment") is not None}
+    assert store.get_meta_many([], "experiment") == {}
