@@ -7,9 +7,14 @@ own layers as leaves, and names every node by the module path it runs in (``laye
 ``layer1.0.add`` for the residual addition). Nodes are then merged by the first ``depth`` parts
 of those paths (``depth=2``: ``layer1.0`` is one node, a whole basic block), so a deep network
 stays readable; raising the depth opens the blocks and shows their skip connections, drawn as
-the edges into the addition. Shapes and parameter counts come from the analysis rows of the
-same modules (so they equal the layer table); nodes the analysis has no row for (additions,
-flatten) show none.
+the edges into the addition. Parameter counts come from the analysis rows of the same modules
+(so they equal the layer table). A node's shape is the output shape, without the batch
+dimension, of the value that leaves it: the last traced operation in the node whose result is
+used outside it, found by running the traced graph once on the ``meta`` device (fx's
+``ShapeProp``: shapes only, no arithmetic). So a block of parallel branches shows what it
+hands on, the concatenation (GoogLeNet's ``inception3a``: 256 channels, not the 32 of its last
+branch), and additions and flatten show theirs. Where that run fails, a node shows the last
+analysis row of its main path (not a ResNet block's ``downsample``).
 
 The DOT text is drawn by ``st.graphviz_chart`` in the browser (no system Graphviz needed).
 For slides, :func:`to_svg` lays the graph out itself, in one column: nodes top to bottom in
@@ -26,7 +31,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
+import torch
 from torch import fx, nn
+from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from playground.analysis import Analysis, LayerRow
 from playground.errors import PlaygroundError
@@ -68,6 +75,23 @@ def trace(model: nn.Module) -> tuple[fx.Graph, dict[fx.Node, str]]:
     return graph, dict(tracer.node_to_qualname)
 
 
+def _output_shapes(model: nn.Module, fx_graph: fx.Graph,
+                   input_shape: tuple[int, ...]) -> dict[fx.Node, tuple[int, ...]]:
+    """Each traced node's output shape without the batch dimension (nodes whose value is not
+    one tensor are absent), from one run of the graph on a batch of one; ``{}`` if it fails.
+    The input lies on the model's device: ``meta`` for the zoo's models, which costs no
+    arithmetic."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("meta")
+    try:
+        ShapeProp(fx.GraphModule(model, fx_graph)).propagate(
+            torch.zeros((1, *input_shape), device=device))
+    except Exception:  # a model ShapeProp cannot run: fall back to the analysis rows
+        return {}
+    return {n: tuple(int(d) for d in meta.shape[1:]) for n in fx_graph.nodes
+            if isinstance(meta := n.meta.get("tensor_meta"), TensorMetadata) and meta.shape}
+
+
 def _prefix(path: str, depth: int) -> str:
     return ".".join(path.split(".")[:depth])
 
@@ -105,6 +129,9 @@ def module_graph(model: nn.Module, analysis: Analysis, depth: int | None = None,
             order.append(g)
             kinds[g] = ("input" if n.op == "placeholder" else "output" if n.op == "output"
                         else "module" if n.op in ("call_module", "get_attr") else "function")
+    for g in order:  # a block whose first operation is a function (DenseNet's cat) is a module
+        if kinds[g] == "function" and _is_submodule(model, g):
+            kinds[g] = "module"
     rows_by_group = _rows_by_group(analysis, [g for g in order if kinds[g] not in
                                               ("input", "output")])
     edges: list[tuple[str, str]] = []
@@ -118,6 +145,12 @@ def module_graph(model: nn.Module, analysis: Analysis, depth: int | None = None,
                 seen.add(edge)
                 edges.append(edge)
 
+    shapes = _output_shapes(model, fx_graph, tuple(analysis.input_shape))
+    exits: dict[str, fx.Node] = {}  # the last node of each group whose value leaves it
+    for n in nodes:
+        if any(group[u] != group[n] for u in n.users):
+            exits[group[n]] = n
+
     out: list[GraphNode] = []
     for g in order:
         rows = rows_by_group.get(g, [])
@@ -130,7 +163,9 @@ def module_graph(model: nn.Module, analysis: Analysis, depth: int | None = None,
         elif g == "output":
             shape, label = tuple(analysis.final_shape), "output"
         else:
-            shape = tuple(last.out_shape) if last is not None else None
+            shape = shapes.get(exits[g]) if g in exits else None
+            if shape is None and not shapes:
+                shape = tuple(last.out_shape) if last is not None else None
             label = f"{g}: {_type_name(model, g, kinds[g])}"
         params = sum(r.num_params for r in rows)
         out.append(GraphNode(g, label, kinds[g], shape, params))
@@ -154,6 +189,14 @@ def _rows_by_group(analysis: Analysis, groups: list[str]) -> dict[str, list[Laye
         if owner is not None:
             out[owner].append(row)
     return out
+
+
+def _is_submodule(model: nn.Module, path: str) -> bool:
+    try:
+        model.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
 
 
 def _type_name(model: nn.Module, path: str, kind: str) -> str:

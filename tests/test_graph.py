@@ -68,6 +68,42 @@ def test_resnet18_blocks_and_their_skip_connections() -> None:
     assert kinds["layer1.0.add"] == "function" and kinds["layer1.0.conv1"] == "module"
 
 
+@pytest.mark.parametrize(("name", "blocks"), [
+    ("googlenet", ["inception3a", "inception4e", "inception5b"]),  # four branches, concatenated
+    ("squeezenet1_0", ["features.3", "features.12"]),  # Fire: two expand branches, concatenated
+    ("densenet121", ["features.denseblock1", "features.denseblock4"]),  # features grow by 32s
+])
+def test_blocks_of_parallel_branches_show_what_they_hand_on(name: str,
+                                                             blocks: list[str]) -> None:
+    """The oracle: torchvision's own forward pass, with a hook on every module drawn as a node.
+    A block that concatenates branches used to show its last branch's shape (inception3a:
+    32 channels instead of 256)."""
+    _, graph = _graph(name)
+    model = getattr(torchvision.models, name)().eval()
+    seen: dict[str, tuple[int, ...]] = {}
+    module_ids = [n.id for n in graph.nodes if n.kind == "module"]
+    for path in module_ids:
+        model.get_submodule(path).register_forward_hook(
+            lambda m, i, o, path=path: seen.__setitem__(path, tuple(o.shape[1:])))
+    with torch.no_grad():
+        model(torch.zeros(1, *native_input(name)))
+    by_id = {n.id: n for n in graph.nodes}
+    assert set(blocks) <= set(module_ids)
+    assert {p: by_id[p].shape for p in module_ids} == {p: seen[p] for p in module_ids}
+    if name == "googlenet":  # 64 + 128 + 32 + 32 channels (Szegedy et al. 2015, table 1)
+        assert by_id["inception3a"].shape == (256, 28, 28)
+    if name == "densenet121":  # a block is a module even though its first operation is a cat
+        assert by_id["features.denseblock1"].label == "features.denseblock1: _DenseBlock"
+
+
+def test_additions_and_flatten_show_their_shapes() -> None:
+    _, layers = _graph("resnet18", depth=3)
+    by_id = {n.id: n for n in layers.nodes}
+    assert by_id["layer1.0.add"].shape == (64, 56, 56)
+    assert by_id["layer4.1.add"].shape == (512, 7, 7)
+    assert by_id["flatten"].shape == (512,) and by_id["flatten"].kind == "function"
+
+
 def test_depth_is_chosen_to_fit_and_clamped() -> None:
     _, auto = _graph("vgg11")
     assert auto.sizes[auto.depth] <= MAX_NODES
