@@ -802,6 +802,24 @@ class AssignmentStore(StoreBase):
         check_staff(by, "export the submissions")
         return to_csv(self.submissions(ref, by=by))
 
+    def remove_submission(self, ref: int | str, submission_id: int, *,
+                          by: Actor) -> Submission:
+        """Delete one submission of the assignment (the teacher only) and return it: one
+        submitted by mistake, or against the rules. It leaves the leaderboard and the CSV, and
+        its student gets that submission back; the run itself is kept. Works whether the
+        assignment is open or closed."""
+        check_staff(by, "remove submissions")
+        a = self.get(ref)
+        aid = int(a.id or 0)
+        with self._db.write() as con:
+            row = con.execute(sa.select(*_SUB_COLUMNS).where(
+                submissions.c.assignment_id == aid,
+                submissions.c.id == int(submission_id))).first()
+            if row is None:
+                raise PlaygroundError(f"{a.title!r} has no submission {int(submission_id)}")
+            con.execute(sa.delete(submissions).where(submissions.c.id == int(submission_id)))
+        return _submission(tuple(row), True)
+
     # -- the student's side ------------------------------------------------------------------
     def submit(self, ref: int | str, run_id: int, *, by: Actor) -> Submission:
         """Submit run ``run_id`` (``by``'s own, or anyone's for the teacher: the submission is

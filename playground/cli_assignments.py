@@ -149,7 +149,8 @@ def _clip(text: str, limit: int) -> str:
 
 
 def cmd_assignment(args: argparse.Namespace) -> int:
-    """Create, list, show, open or close assignments, or submit a run (as the system)."""
+    """Create, list, show, open or close assignments, submit a run or remove a submission (as
+    the system)."""
     from playground.assignments import AssignmentStore
 
     store = AssignmentStore()
@@ -174,6 +175,13 @@ def cmd_assignment(args: argparse.Namespace) -> int:
     elif args.action in ("open", "close"):
         act = store.open if args.action == "open" else store.close
         _print_assignment(act(args.assignment, by=SYSTEM), args.format)
+    elif args.action == "remove-submission":
+        s = store.remove_submission(args.assignment, args.submission_id, by=SYSTEM)
+        if args.format == "json":
+            print(json.dumps(s.to_dict(), indent=2))
+        else:
+            print(f"removed submission {s.id}: run {s.run_id} of {_clip(s.student, 30)}, "
+                  f"{_clip(s.design, 60)}; the student may submit once more")
     elif args.action == "submit":
         s = store.submit(args.assignment, args.run_id, by=SYSTEM)
         if args.format == "json":
@@ -237,8 +245,8 @@ def add_parsers(sub: Any) -> None:
                    help="show Student 1..N instead of names")
     p.set_defaults(func=cmd_leaderboard)
 
-    p = sub.add_parser("assignment", help="create, list, show, open or close assignments, or "
-                       "submit a run")
+    p = sub.add_parser("assignment", help="create, list, show, open or close assignments, "
+                       "submit a run, or remove a submission")
     actions = p.add_subparsers(dest="action", required=True)
     c = actions.add_parser(
         "create", help="create an assignment (from options, a JSON file, or both)",
@@ -283,4 +291,10 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("assignment", metavar="ASSIGNMENT", help="the assignment's id or slug")
     s.add_argument("run_id", type=int, metavar="RUN_ID", help="the run's number (see `runs`)")
     s.add_argument("--format", choices=["table", "json"], default="table")
+    r = actions.add_parser("remove-submission", help="delete a submission (its student gets "
+                           "it back; the run is kept)")
+    r.add_argument("assignment", metavar="ASSIGNMENT", help="the assignment's id or slug")
+    r.add_argument("submission_id", type=int, metavar="SUBMISSION_ID",
+                   help="the submission's number (the CSV's 'submission' column)")
+    r.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_assignment)

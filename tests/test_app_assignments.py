@@ -274,6 +274,27 @@ def test_the_teacher_downloads_every_submission_as_csv(world: World,
         assert float(row["val_acc"]) == s.val_acc and float(row["test_acc"]) == s.test_acc
 
 
+def test_the_teacher_removes_a_submission_from_the_assignments_tab(world: World) -> None:
+    a = _assign(world, "Remove one")
+    subs = world.store.submissions(a.slug, by=SYSTEM)  # the oracle: the store as the system
+    at = _teacher_tab()
+    at.selectbox(key="ta_pick").set_value(a.slug).run()
+    listed = next(d.value for d in at.dataframe if "submission" in d.value.columns)
+    assert list(listed["submission"]) == [s.id for s in reversed(subs)]  # newest first
+    assert list(listed["test acc."]) == [f"{s.test_acc:.1%}" for s in reversed(subs)]
+    victim = subs[1]
+    at.selectbox(key=f"ta_rm_pick_{a.id}").set_value(victim.id).run()
+    at.button(key=f"ta_rm_{a.id}").click().run()
+    assert not at.exception, at.exception
+    assert [s.id for s in world.store.submissions(a.slug, by=SYSTEM)] == [
+        s.id for s in subs if s.id != victim.id]
+    assert any(f"Removed submission #{victim.id} of {victim.student}" in shown(m.value)
+               for m in at.success)
+    listed = next(d.value for d in at.dataframe if "submission" in d.value.columns)
+    assert victim.id not in list(listed["submission"])
+    assert world.runs.get_run(victim.run_id, SYSTEM).status == "finished"  # the run is kept
+
+
 # -- the leaderboard --------------------------------------------------------------------------
 def test_a_student_sees_the_public_board_and_no_test_accuracy_while_open(world: World) -> None:
     a = _assign(world, "Open board")

@@ -306,6 +306,37 @@ def test_submissions_are_capped_per_student(world: World) -> None:
     assert world.store.submissions_left(a.id, "Bob") == 2
 
 
+def test_the_teacher_removes_a_submission_and_the_student_gets_it_back(world: World) -> None:
+    store = world.store
+    a = store.create(_assignment("Withdraw", submissions_per_student=1), by=TEACHER)
+    ada = store.submit(a.id, world.ids["ada16"], by=ADA)
+    bob = store.submit(a.id, world.ids["bob16"], by=BOB)
+    assert store.submissions_left(a.id, "Ada") == 0
+    for student in (ADA, BOB):  # students cannot, not even their own
+        with pytest.raises(AccessDenied, match="only the teacher can remove submissions"):
+            store.remove_submission(a.id, ada.id, by=student)
+    with pytest.raises(PlaygroundError, match="'Withdraw' has no submission 999999"):
+        store.remove_submission(a.id, 999_999, by=TEACHER)
+    other = store.create(_assignment("Elsewhere"), by=TEACHER)
+    with pytest.raises(PlaygroundError, match="'Elsewhere' has no submission"):
+        store.remove_submission(other.id, ada.id, by=TEACHER)  # the id of another's
+    before = store.submissions(a.id, by=TEACHER)
+    assert [s.id for s in before] == [ada.id, bob.id]
+
+    store.close(a.id, by=TEACHER)  # works on a closed assignment too
+    removed = store.remove_submission("withdraw", ada.id, by=TEACHER)
+    assert removed == before[0]  # every field, the test accuracy included (the teacher's)
+    assert (removed.student, removed.run_id) == ("Ada", world.ids["ada16"])
+    assert [s.id for s in store.submissions(a.id, by=TEACHER)] == [bob.id]
+    assert [r.student for r in store.leaderboard(a.id, by=TEACHER).rows] == ["Bob"]
+    assert "Ada" not in store.export_csv(a.id, by=TEACHER)
+    assert store.submissions_left(a.id, "Ada") == 1  # she has it back
+    assert world.runs.get_run(world.ids["ada16"], SYSTEM).status == "finished"  # run kept
+    store.open(a.id, by=TEACHER)
+    again = store.submit(a.id, world.ids["ada16"], by=ADA)  # the same run may come again
+    assert again.id != ada.id and again.val_acc == ada.val_acc
+
+
 def test_the_leaderboard_ranks_and_hides_test_scores_until_close(world: World) -> None:
     store = world.store
     a = store.create(_assignment("Race"), by=TEACHER)
@@ -451,6 +482,11 @@ def test_cli_creates_submits_and_prints_the_leaderboard(world: World, monkeypatc
     assert "test acc*" in table and "* private: scored on the hidden test split" in table
     assert cli.main(["leaderboard", "cli-race", "--format", "csv"]) == 0
     assert capsys.readouterr().out == world.store.export_csv("cli-race", by=SYSTEM)
+    bob = next(s for s in world.store.submissions("cli-race", by=SYSTEM) if s.student == "Bob")
+    assert cli.main(["assignment", "remove-submission", "cli-race", str(bob.id)]) == 0
+    assert capsys.readouterr().out.startswith(
+        f"removed submission {bob.id}: run {bob.run_id} of Bob")
+    assert [s.student for s in world.store.submissions("cli-race", by=SYSTEM)] == ["Ada"]
 
 
 def _cli(home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -468,7 +504,9 @@ def _cli(home: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     ("assignment", "create", "--title", "T", "--dataset", "digits", "--max-params", "1k",
      "--max-macs", "1M", "--max-steps", "10", "--n-train", "1500"),
     ("assignment", "submit", "nothing-here", "1"),
-], ids=["unknown", "bad-count", "missing-budgets", "digits-full", "submit-unknown"])
+    ("assignment", "remove-submission", "nothing-here", "1"),
+], ids=["unknown", "bad-count", "missing-budgets", "digits-full", "submit-unknown",
+        "remove-unknown"])
 def test_cli_errors_are_one_line_and_exit_2(tmp_path, argv) -> None:
     out = _cli(tmp_path, *argv)
     assert out.returncode == 2, out.stderr

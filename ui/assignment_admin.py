@@ -1,5 +1,6 @@
 """The Teacher page's Assignments tab: set an assignment, edit it, open, close and reopen it,
-export every submission as CSV, and the link that opens it on the Leaderboard page.
+export every submission as CSV, list and remove submissions, and the link that opens it on the
+Leaderboard page.
 
 Everything acts as the teacher's :class:`~playground.access.Actor` through
 :class:`playground.assignments.AssignmentStore`, which checks the role again and validates the
@@ -246,6 +247,39 @@ def _actions(a: Assignment, teacher: Actor) -> None:
     st.code(page_link(st.context.url, "leaderboard", a=a.slug), language=None)
     if st.session_state.get(EDIT):
         _edit(a, teacher)
+    _submissions(a, teacher)
+
+
+def _submissions(a: Assignment, teacher: Actor) -> None:
+    """The assignment's submissions, newest first, and removing one (the student gets it back;
+    the run is kept)."""
+    subs = get_assignments().submissions(a.id or 0, by=teacher)[::-1]
+    with st.expander(f"Submissions ({len(subs)})", icon=":material/list:"):
+        if not subs:
+            st.caption("None yet.")
+            return
+        st.dataframe(pd.DataFrame([{
+            "submission": s.id, "student": s.student, "run": s.run_id, "design": s.design,
+            "val. acc.": f"{s.val_acc:.1%}",
+            "test acc.": "" if s.test_acc is None else f"{s.test_acc:.1%}",
+            "submitted": fmt_time(s.submitted_at),
+        } for s in subs]), hide_index=True, width="stretch", key=f"ta_subs_{a.id}")
+        by_id = {s.id: s for s in subs}
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        sid = c1.selectbox("Submission to remove", list(by_id), key=f"ta_rm_pick_{a.id}",
+                           format_func=lambda i: f"#{i}: {by_id[i].student}, run "
+                           f"{by_id[i].run_id}, {by_id[i].design}")
+        if c2.button("Remove", icon=":material/delete:", key=f"ta_rm_{a.id}",
+                     help="Delete this submission: it leaves the leaderboard and the CSV, and "
+                     "its student may submit once more. The run itself is kept."):
+            try:
+                gone = get_assignments().remove_submission(a.id or 0, int(sid), by=teacher)
+            except PlaygroundError as err:
+                st.error(md_escape(err))
+            else:
+                _flash(f"Removed submission #{gone.id} of {gone.student} (run {gone.run_id}) "
+                       f"from {a.title}; they may submit once more.")
+                st.rerun()
 
 
 def _edit(a: Assignment, teacher: Actor) -> None:
