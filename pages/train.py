@@ -16,7 +16,12 @@ from playground.presets import PRESETS, list_presets
 from playground.spec import NetworkSpec
 from playground.targets import analyse_spec, fit_to_dataset
 from playground.train import resolve_device, settings_from_dict
-from ui.assignment_state import assignment_rules, data_settings, lock_training_size
+from ui.assignment_state import (
+    assignment_input,
+    assignment_rules,
+    data_settings,
+    lock_training_size,
+)
 from ui.budget_view import budget_panel
 from ui.class_rules import (
     apply_locks,
@@ -109,7 +114,8 @@ with left:
                                    "online)." if info.needs_download else ""))
     spec = None
     try:
-        spec, fit_notes = fit_to_dataset(_chosen_spec(st.session_state.tr_network), info.name)
+        spec, fit_notes = fit_to_dataset(_chosen_spec(st.session_state.tr_network), info.name,
+                                         input_shape=assignment_input(info.name))
         problems = validate(spec)
         if problems:
             raise SpecError(problems)

@@ -104,11 +104,14 @@ def layer_labels(spec: NetworkSpec) -> dict[str, PlanEntry]:
     return _labels_json(spec.canonical_json())
 
 
-def fit_to_dataset(spec: NetworkSpec, dataset: str) -> tuple[NetworkSpec, list[str]]:
+def fit_to_dataset(spec: NetworkSpec, dataset: str,
+                   input_shape: tuple[int, int, int] | None = None,
+                   ) -> tuple[NetworkSpec, list[str]]:
     """The design adapted to a data set: its classes, and its input where it must change.
 
     Image sets are resized to the design's input when they can be (1 or 3 channels, sides 8 to
     128 pixels); otherwise the input becomes the set's default. Point sets need a 2x1x1 input.
+    ``input_shape`` (an assignment's input, which a submitted run must take) overrides both.
     Returns the spec and plain-language notes on what changed.
     """
     from playground.data import get_dataset_info
@@ -120,6 +123,13 @@ def fit_to_dataset(spec: NetworkSpec, dataset: str) -> tuple[NetworkSpec, list[s
         update["num_classes"] = info.num_classes
         notes.append(f"classes set to {info.num_classes} for {info.title}")
     c, h, w = spec.input.shape
+    if input_shape is not None:
+        ic, ih, iw = (int(d) for d in input_shape)
+        target = InputSpec(channels=ic, height=ih, width=iw)
+        if target != spec.input:
+            update["input"] = target
+            notes.append(f"input set to {ic}x{ih}x{iw} for the assignment")
+        return (spec.model_copy(update=update) if update else spec), notes
     if info.kind == "points":
         target = InputSpec(channels=2, height=1, width=1)
     elif c in info.channels and 8 <= h <= 128 and 8 <= w <= 128:

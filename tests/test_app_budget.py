@@ -20,7 +20,7 @@ from playground.format import fmt_int, fmt_si
 from playground.jobs import execute_run
 from playground.presets import get_preset
 from playground.runs import RunStore, default_db_path
-from playground.spec import StageSpec
+from playground.spec import InputSpec, StageSpec
 from playground.targets import analyse_spec
 from tests.helpers import shown, with_key
 from ui.budget_view import GREEN, RED
@@ -211,6 +211,35 @@ def test_train_locks_the_assignment_data_and_settings(world) -> None:
     assert not at.selectbox(key="tr_optimizer").disabled
     assert at.number_input(key="tr_ntrain").value == 0
     assert not at.number_input(key="tr_ntrain").disabled
+
+
+def test_train_fits_the_design_to_the_assignments_input(world) -> None:
+    """Build's design takes 3x32x32 (small_cnn); the assignment's input is 1x24x24 on shapes:
+    Train trains it at 1x24x24 and says so, so the run can be submitted. The budgets are
+    those of the 1x24x24 network (the analysis of the fitted spec is the oracle)."""
+    AssignmentStore(default_db_path()).create({
+        "title": "Small shapes", "slug": "small-shapes", "dataset": "shapes",
+        "input_shape": (1, 24, 24), "n_train": 200, "n_val": 100, "n_test": 100,
+        "max_params": 10**6, "max_macs": 10**8, "max_steps": 50, "test_seed": 99,
+    }, by=teacher())
+    at = _app({"user": "Cy", "a": "small-shapes"}, "pages/train.py", tr_steps=10)
+    assert at.selectbox(key="tr_dataset").value == "shapes"
+    assert any("input set to 1x24x24 for the assignment" in shown(c.value) for c in at.caption)
+    assert not any("the assignment's input" in shown(w.value) for w in at.warning), \
+        [w.value for w in at.warning]
+    fitted = get_preset("small_cnn").model_copy(
+        update={"input": InputSpec(channels=1, height=24, width=24)})
+    a = analyse_spec(fitted)
+    assert f"**{fmt_int(a.num_params)} of 1,000,000 parameters" in " ".join(_gauge(at))
+    at.button(key="tr_start").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    run = RunStore(default_db_path()).get_run(at.session_state["tr_run"])
+    assert run.spec["input"] == {"channels": 1, "height": 24, "width": 24}
+    problems = run_problems(AssignmentStore(default_db_path()).get("small-shapes"), run)
+    assert all("only a finished" in p for p in problems), problems
+    # without the assignment the design keeps its own input (shapes takes 3x32x32 as it is)
+    at.selectbox(key="_asg_pick").select("").run()
+    assert not any("input set to" in shown(c.value) for c in at.caption)
 
 
 def _results(run_id: int, slug: str) -> AppTest:

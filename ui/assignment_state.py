@@ -186,6 +186,17 @@ def lock_training_size(dataset: str) -> bool:
     return bool(fields)
 
 
+def assignment_input(dataset: str) -> tuple[int, int, int] | None:
+    """The active assignment's network input (C, H, W) when the Train page trains on its data
+    set, else ``None``: the input a run must take to be submitted."""
+    slug = st.session_state.get("assignment") or NONE
+    public = _find(slug) if slug else None
+    if public is None or public["dataset"] != dataset:
+        return None
+    shape = as_assignment(public).input_shape
+    return None if shape is None else (int(shape[0]), int(shape[1]), int(shape[2]))
+
+
 def data_settings(dataset: str) -> dict[str, Any]:
     """The active assignment's data fields (``data_seed``, ``n_train``, ``n_val``, ``noise``)
     when the Train page trains on its data set, else nothing: what makes a run's data the
