@@ -15,12 +15,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit import runtime
 
-from playground.errors import PlaygroundError
-from ui.classroom_view import class_banner, present_mode
-from ui.identity import sidebar_identity
-from ui.jobs import get_class_settings, get_runner
 from ui.routing import stop_page_emulation
-from ui.state import init_state
 
 # A pages/ folder makes Streamlit emulate its old file-per-page mode until this script has run
 # once; st.navigation below is the only router we want, so switch the emulation off for every
@@ -46,8 +41,6 @@ st.set_page_config(
     initial_sidebar_state="expanded",
 )
 
-init_state()
-
 PAGES = [
     st.Page("pages/build.py", title="Build", icon=":material/construction:", default=True,
             url_path="build"),
@@ -59,11 +52,27 @@ PAGES = [
             url_path="leaderboard"),
 ]
 
-if st.session_state.teacher:  # unlocked in this session (ui/identity.py); hidden otherwise
+if st.session_state.get("teacher"):  # unlocked in this session (ui/identity.py); else hidden
     PAGES.append(st.Page("pages/teacher.py", title="Teacher",
                          icon=":material/supervisor_account:", url_path="teacher"))
 
+# On a server's first page view the emulation above has already sent Streamlit's own menu of
+# the pages/ files (app, build, ..., teacher), hidden by showSidebarNavigation = false in
+# .streamlit/config.toml; that option also hides st.navigation's menu, so it is switched on
+# (for the whole process) before the real menu goes out. The menu goes out before anything
+# heavy is imported: on a cold server the imports below take seconds (torch).
+# tests/browser/test_routing_browser.py checks that no other menu is ever painted.
+if st.get_option("client.showSidebarNavigation") is False:
+    st.set_option("client.showSidebarNavigation", True)
 page = st.navigation(PAGES)
+
+from playground.errors import PlaygroundError  # noqa: E402
+from ui.classroom_view import class_banner, present_mode  # noqa: E402
+from ui.identity import sidebar_identity  # noqa: E402
+from ui.jobs import get_class_settings, get_runner  # noqa: E402
+from ui.state import init_state  # noqa: E402
+
+init_state()
 present_mode()
 sidebar_identity()
 class_banner(get_class_settings())

@@ -39,3 +39,33 @@ def test_first_request_for_a_deep_link_opens_the_page(browser, fresh_app_url: st
         pg.get_by_text("Page not found").first.wait_for(timeout=10_000)
     finally:
         context.close()
+
+
+# Collects every page link the sidebar's navigation ever shows, from before the first paint.
+_RECORD_NAV = """
+window.__navSeen = [];
+new MutationObserver(() => {
+  for (const a of document.querySelectorAll('[data-testid="stSidebarNav"] a')) {
+    const path = new URL(a.href).pathname;
+    if (!window.__navSeen.includes(path)) window.__navSeen.push(path);
+  }
+}).observe(document, {childList: true, subtree: true, characterData: true});
+"""
+
+
+def test_a_cold_servers_first_page_never_lists_the_page_files(browser,
+                                                              fresh_app_url: str) -> None:
+    """Until app.py reaches st.navigation, Streamlit shows its own menu of the pages/ files
+    (app, build, ..., teacher, train): for the seconds the first import of torch took, on the
+    first page view of every server. The router now calls st.navigation before it imports
+    anything heavy, so that menu is replaced before it is ever painted."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.add_init_script(_RECORD_NAV)
+    pg = context.new_page()
+    try:
+        pg.goto(f"{fresh_app_url}/")
+        wait_for_app(pg, "Build a network")
+        seen = pg.evaluate("window.__navSeen")
+        assert sorted(seen) == ["/", "/compare", "/leaderboard", "/learn", "/train"], seen
+    finally:
+        context.close()
