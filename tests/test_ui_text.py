@@ -66,7 +66,11 @@ def test_payloads_are_text_in_markdown() -> None:
     for text in PAYLOADS:
         _check_markdown(text)
     assert md_escape("![x](y)") == "\\!\\[x\\]\\(y\\)"
-    assert md_escape("a:b") == "a\\:" + WORD_JOINER + "b"
+    assert md_escape("a:b:") == "a\\:" + WORD_JOINER + "b\\:"  # could be an emoji code
+    assert md_escape("http://x") == "http\\:" + WORD_JOINER + "\\/\\/x"  # an autolink
+    # other colons keep the text as it is, so it can be copied: no word joiner
+    assert md_escape("127.0.0.1:8600") == "127\\.0\\.0\\.1\\:8600"
+    assert md_escape("a:b") == "a\\:b" and md_escape("1:4 :") == "1\\:4 \\:"
 
 
 @given(TEXT)

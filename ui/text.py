@@ -32,10 +32,13 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # and Unicode's line and paragraph separators.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Streamlit's markdown pipeline turns some patterns into markup *after* escapes are resolved,
-# in plain text nodes: ``:name:`` emoji, ``:material_name:`` icons, ``:streamlit:`` (a logo)
+# in plain text nodes: ``:name:`` emoji, ``:material/name:`` icons, ``:streamlit:`` (a logo)
 # and GitHub autolink literals (``http://...``, ``www.x``, ``a@b.c``). A word joiner after the
-# colon, after ``@`` and after ``www`` breaks each of them without changing what is read.
-_AUTO_MARKUP = re.compile(r"(?<=:)(?=[\w/+-])|(?<=@)|(?<=www)(?=\.)", re.IGNORECASE)
+# colon that opens ``:name:`` or ``://``, after ``@`` and after ``www`` breaks each of them
+# without changing what is read. Other colons get none ("127.0.0.1:8600", "ratio 1:4"), so
+# an address copied out of a message is the address (a word joiner is invisible, but it is
+# copied with the text).
+_AUTO_MARKUP = re.compile(r"(?<=:)(?=//|[\w/+-]+:)|(?<=@)|(?<=www)(?=\.)", re.IGNORECASE)
 
 
 def one_line(text: object) -> str:

@@ -36,15 +36,17 @@ def _unavailable(reason: str) -> None:
 
 @contextlib.contextmanager
 def _serve(home: Path, *extra_args: str, env: dict[str, str] | None = None,
-           port: int | None = None) -> Iterator[str]:
+           port: int | None = None, root: Path | None = None) -> Iterator[str]:
     """Start the app exactly as the README does, on a free loopback port; stop it by PID
     (:func:`tests.app_server.serve_app`); yields its URL. ``extra_args`` are further
     ``streamlit run`` options (``--theme.base``, ``dark``); ``env`` adds environment variables
-    (``PLAYGROUND_RUNNER``...); ``port`` is one chosen beforehand. A server that does not
-    start fails the test."""
+    (``PLAYGROUND_RUNNER``...); ``port`` is one chosen beforehand; ``root`` a folder whose
+    ``app.py`` runs instead of the repository's. A server that does not start fails the
+    test."""
     with contextlib.ExitStack() as stack:
         try:
-            server = stack.enter_context(serve_app(home, *extra_args, env=env, port=port))
+            server = stack.enter_context(serve_app(home, *extra_args, env=env, port=port,
+                                                   **({"root": root} if root else {})))
         except AppServerError as e:
             pytest.fail(str(e))
         yield server.url
