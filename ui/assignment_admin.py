@@ -269,9 +269,11 @@ def _submissions(a: Assignment, teacher: Actor) -> None:
         sid = c1.selectbox("Submission to remove", list(by_id), key=f"ta_rm_pick_{a.id}",
                            format_func=lambda i: f"#{i}: {by_id[i].student}, run "
                            f"{by_id[i].run_id}, {by_id[i].design}")
-        if c2.button("Remove", icon=":material/delete:", key=f"ta_rm_{a.id}",
-                     help="Delete this submission: it leaves the leaderboard and the CSV, and "
-                     "its student may submit once more. The run itself is kept."):
+        sure = c2.popover("Remove", icon=":material/delete:")
+        sure.markdown(md_escape(f"Remove submission #{sid} of {by_id[sid].student}? It leaves "
+                                "the leaderboard and the CSV, and the student may submit once "
+                                "more. The run itself is kept."))
+        if sure.button("Yes, remove it", type="primary", key=f"ta_rm_{a.id}"):
             try:
                 gone = get_assignments().remove_submission(a.id or 0, int(sid), by=teacher)
             except PlaygroundError as err:
