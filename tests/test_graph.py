@@ -79,7 +79,8 @@ def test_blocks_of_parallel_branches_show_what_they_hand_on(name: str,
     A block that concatenates branches used to show its last branch's shape (inception3a:
     32 channels instead of 256)."""
     _, graph = _graph(name)
-    model = getattr(torchvision.models, name)().eval()
+    kwargs = {"init_weights": False} if name == "googlenet" else {}  # its FutureWarning
+    model = getattr(torchvision.models, name)(**kwargs).eval()
     seen: dict[str, tuple[int, ...]] = {}
     module_ids = [n.id for n in graph.nodes if n.kind == "module"]
     for path in module_ids:

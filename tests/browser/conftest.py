@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -149,7 +150,8 @@ def pytest_runtest_makereport(item, call):
 def start_training(pg, steps: int) -> None:
     """On the Train page: set Steps to ``steps`` and press Start training."""
     main = pg.locator("[data-testid=stMain]")
-    box = main.get_by_role("spinbutton", name="Steps", exact=True)
+    # "Steps", or "Steps (at most 100)" under a class cap or an assignment's
+    box = main.get_by_role("spinbutton", name=re.compile(r"^Steps( \(at most [\d,]+\))?$"))
     # a rerun still drawing (its status widget shows only after a moment) can leave the old
     # box beside the new one: wait until Streamlit has removed the stale one
     deadline = time.time() + 60
