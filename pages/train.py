@@ -137,11 +137,11 @@ with left:
                     help="Each optimiser's usual value is filled in when you pick it. Try a "
                     "very large one (e.g. 5 with SGD) to see gradients explode.")
     c3, c4 = st.columns(2)
-    c3.number_input(steps_label(rules, actor), 1, max_steps(rules, actor), key="tr_steps", step=50,
+    cap = max_steps(rules, actor)
+    c3.number_input(steps_label(cap), 1, cap, key="tr_steps", step=50,
                     persist_state=KEEP, disabled=locked(rules, "tr_steps", actor),
-                    help=f"Optimiser updates, at most {max_steps(rules, actor):,} on this "
-                    "server. 300 steps of the small CNN take well under a minute on a laptop "
-                    "CPU.")
+                    help=f"Optimiser updates, at most {cap:,} on this server. 300 steps of "
+                    "the small CNN take well under a minute on a laptop CPU.")
     c4.select_slider("Batch size", [8, 16, 32, 64, 128, 256, 512], key="tr_batch",
                      persist_state=KEEP, disabled=locked(rules, "tr_batch", actor))
     c5, c6 = st.columns(2)

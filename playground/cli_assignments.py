@@ -177,20 +177,23 @@ def cmd_assignment(args: argparse.Namespace) -> int:
         _print_assignment(act(args.assignment, by=SYSTEM), args.format)
     elif args.action == "remove-submission":
         s = store.remove_submission(args.assignment, args.submission_id, by=SYSTEM)
-        if args.format == "json":
-            print(json.dumps(s.to_dict(), indent=2))
-        else:
-            print(f"removed submission {s.id}: run {s.run_id} of {_clip(s.student, 30)}, "
-                  f"{_clip(s.design, 60)}; the student may submit once more")
+        _print_submission(s, args.format, "removed submission",
+                          "the student may submit once more")
     elif args.action == "submit":
         s = store.submit(args.assignment, args.run_id, by=SYSTEM)
-        if args.format == "json":
-            print(json.dumps(s.to_dict(), indent=2))
-        else:
-            print(f"submission {s.id}: run {s.run_id} of {_clip(s.student, 30)}, "
-                  f"{_clip(s.design, 60)}; validation {s.val_acc:.2%}, test {s.test_acc:.2%} "
-                  "(private)")
+        _print_submission(s, args.format, "submission", f"validation {s.val_acc:.2%}, test "
+                          f"{s.test_acc:.2%} (private)")
     return 0
+
+
+def _print_submission(s: Any, fmt: str, what: str, tail: str) -> None:
+    """A submission as JSON, or as one line: ``<what> <id>: run <n> of <student>, <design>;
+    <tail>``."""
+    if fmt == "json":
+        print(json.dumps(s.to_dict(), indent=2))
+    else:
+        print(f"{what} {s.id}: run {s.run_id} of {_clip(s.student, 30)}, "
+              f"{_clip(s.design, 60)}; {tail}")
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:

@@ -130,7 +130,7 @@ def module_graph(model: nn.Module, analysis: Analysis, depth: int | None = None,
             kinds[g] = ("input" if n.op == "placeholder" else "output" if n.op == "output"
                         else "module" if n.op in ("call_module", "get_attr") else "function")
     for g in order:  # a block whose first operation is a function (DenseNet's cat) is a module
-        if kinds[g] == "function" and _is_submodule(model, g):
+        if kinds[g] == "function" and _submodule(model, g) is not None:
             kinds[g] = "module"
     rows_by_group = _rows_by_group(analysis, [g for g in order if kinds[g] not in
                                               ("input", "output")])
@@ -154,18 +154,16 @@ def module_graph(model: nn.Module, analysis: Analysis, depth: int | None = None,
     out: list[GraphNode] = []
     for g in order:
         rows = rows_by_group.get(g, [])
-        main = [r for r in rows if not any(p in ("downsample", "shortcut")
-                                           for p in r.name.split(".")[depth:])]
-        last = (main or rows)[-1] if rows else None
         if g == "input":
             shape: tuple[int, ...] | None = tuple(analysis.input_shape)
             label = "input"
         elif g == "output":
             shape, label = tuple(analysis.final_shape), "output"
         else:
-            shape = shapes.get(exits[g]) if g in exits else None
-            if shape is None and not shapes:
-                shape = tuple(last.out_shape) if last is not None else None
+            if shapes:  # the value leaving the node (none: it hands on no single tensor)
+                shape = shapes.get(exits[g]) if g in exits else None
+            else:  # the run on meta failed
+                shape = _row_shape(rows, depth)
             label = f"{g}: {_type_name(model, g, kinds[g])}"
         params = sum(r.num_params for r in rows)
         out.append(GraphNode(g, label, kinds[g], shape, params))
@@ -191,21 +189,27 @@ def _rows_by_group(analysis: Analysis, groups: list[str]) -> dict[str, list[Laye
     return out
 
 
-def _is_submodule(model: nn.Module, path: str) -> bool:
+def _row_shape(rows: list[LayerRow], depth: int) -> tuple[int, ...] | None:
+    """The fallback shape: the last analysis row of the node's main path (not a ResNet
+    block's ``downsample`` or ``shortcut``)."""
+    main = [r for r in rows if not any(p in ("downsample", "shortcut")
+                                       for p in r.name.split(".")[depth:])]
+    last = (main or rows)[-1] if rows else None
+    return tuple(last.out_shape) if last is not None else None
+
+
+def _submodule(model: nn.Module, path: str) -> nn.Module | None:
     try:
-        model.get_submodule(path)
+        return model.get_submodule(path)
     except AttributeError:
-        return False
-    return True
+        return None
 
 
 def _type_name(model: nn.Module, path: str, kind: str) -> str:
     if kind == "function":
         return path.rsplit(".", 1)[-1].rstrip("_0123456789") or path
-    try:
-        return type(model.get_submodule(path)).__name__
-    except AttributeError:
-        return path.rsplit(".", 1)[-1]
+    module = _submodule(model, path)
+    return type(module).__name__ if module is not None else path.rsplit(".", 1)[-1]
 
 
 _FILL = {"input": "#d9d9d9", "output": "#d9d9d9", "module": "#c6dbef", "function": "#fdd0a2"}

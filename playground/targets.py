@@ -122,7 +122,6 @@ def fit_to_dataset(spec: NetworkSpec, dataset: str,
     if spec.num_classes != info.num_classes:
         update["num_classes"] = info.num_classes
         notes.append(f"classes set to {info.num_classes} for {info.title}")
-    c, h, w = spec.input.shape
     if input_shape is not None:
         ic, ih, iw = (int(d) for d in input_shape)
         target = InputSpec(channels=ic, height=ih, width=iw)
@@ -130,6 +129,7 @@ def fit_to_dataset(spec: NetworkSpec, dataset: str,
             update["input"] = target
             notes.append(f"input set to {ic}x{ih}x{iw} for the assignment")
         return (spec.model_copy(update=update) if update else spec), notes
+    c, h, w = spec.input.shape
     if info.kind == "points":
         target = InputSpec(channels=2, height=1, width=1)
     elif c in info.channels and 8 <= h <= 128 and 8 <= w <= 128:

@@ -186,14 +186,20 @@ def lock_training_size(dataset: str) -> bool:
     return bool(fields)
 
 
-def assignment_input(dataset: str) -> tuple[int, int, int] | None:
-    """The active assignment's network input (C, H, W) when the Train page trains on its data
-    set, else ``None``: the input a run must take to be submitted."""
+def _training_on(dataset: str) -> Assignment | None:
+    """The active assignment when the Train page trains on its data set, else ``None``."""
     slug = st.session_state.get("assignment") or NONE
     public = _find(slug) if slug else None
     if public is None or public["dataset"] != dataset:
         return None
-    shape = as_assignment(public).input_shape
+    return as_assignment(public)
+
+
+def assignment_input(dataset: str) -> tuple[int, int, int] | None:
+    """The active assignment's network input (C, H, W) when the Train page trains on its data
+    set, else ``None``: the input a run must take to be submitted."""
+    a = _training_on(dataset)
+    shape = a.input_shape if a is not None else None
     return None if shape is None else (int(shape[0]), int(shape[1]), int(shape[2]))
 
 
@@ -201,9 +207,7 @@ def data_settings(dataset: str) -> dict[str, Any]:
     """The active assignment's data fields (``data_seed``, ``n_train``, ``n_val``, ``noise``)
     when the Train page trains on its data set, else nothing: what makes a run's data the
     assignment's exactly."""
-    slug = st.session_state.get("assignment") or NONE
-    public = _find(slug) if slug else None
-    if public is None or public["dataset"] != dataset:
+    a = _training_on(dataset)
+    if a is None:
         return {}
-    fields = as_assignment(public).data_settings()
-    return {k: v for k, v in fields.items() if k != "dataset"}
+    return {k: v for k, v in a.data_settings().items() if k != "dataset"}

@@ -70,11 +70,11 @@ def max_steps(rules: ClassSettings, actor: Actor | None) -> int:
     return max(1, cap)
 
 
-def steps_label(rules: ClassSettings, actor: Actor | None) -> str:
-    """The Steps box's label, with the class's cap when the teacher set one: a number typed
-    above the box's maximum is refused by the browser (the box turns red and keeps its last
-    valid value), so the student must be able to read the maximum beforehand."""
-    cap = max_steps(rules, actor)
+def steps_label(cap: int) -> str:
+    """The Steps box's label for a box whose maximum is ``cap`` (:func:`max_steps`), naming
+    the cap when the teacher or an assignment set one: a number typed above the box's maximum
+    is refused by the browser (the box turns red and keeps its last valid value), so the
+    student must be able to read the maximum beforehand."""
     return f"Steps (at most {cap:,})" if cap < get_settings().max_steps else "Steps"
 
 
